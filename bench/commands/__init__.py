@@ -1,0 +1,1 @@
+"""Subcommands of the CLI: option parsing only; the work is done elsewhere in `bench`."""

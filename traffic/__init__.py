@@ -1,0 +1,1 @@
+"""The traffic plane: trial model, frame and rate arithmetic, generator drivers, search."""
