@@ -241,6 +241,8 @@ class LabSpec(Strict):
 
 
 class TestbedProfile(Header):
+    __test__ = False  # not a pytest test class, despite its name
+
     kind: Literal["testbed"]
     generator: GeneratorSpec
     steering: Literal["shared-front", "per-replica"] = "shared-front"

@@ -67,9 +67,7 @@ def point_record(point: Point) -> dict[str, Any]:
     }
 
 
-def trial_record(
-    result: TrialResult, point: Point | None, **extra: Any
-) -> dict[str, Any]:
+def trial_record(result: TrialResult, point: Point | None, **extra: Any) -> dict[str, Any]:
     """A trial result as a journal record body (the store adds type, seq and time)."""
     spec = result.spec
     return {

@@ -24,13 +24,13 @@ def _construct(node: yaml.Node, path: Location, lines: dict[Location, int]) -> A
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
             if key in out:
-                raise _DuplicateKey(key_node.start_mark.line + 1, _dotted(path + (key,)))
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+                raise _DuplicateKey(key_node.start_mark.line + 1, _dotted((*path, key)))
+            out[key] = _construct(value_node, (*path, key), lines)
+            # errors about a key point at the key's line, not its value's
+            lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), lines) for i, item in enumerate(node.value)]
+        return [_construct(item, (*path, i), lines) for i, item in enumerate(node.value)]
     return yaml.safe_load(yaml.serialize(node))
 
 
