@@ -124,10 +124,8 @@ def load_runs(paths: Path | str | Iterable[Path | str]) -> RunSet:
             raise ResultsError(f"{run_dir}: run id {run_id} appears twice in the given paths")
         manifests[run_id], directories[run_id] = manifest, run_dir
         rows.append(_run_row(run_id, manifest))
-        for name, frame in load_run_tables(run_dir, manifest).items():
-            if not frame.empty:
-                frame = frame.assign(run_id=run_id)
-            parts[name].append(frame)
+        for name, table in load_run_tables(run_dir, manifest).items():
+            parts[name].append(table.assign(run_id=run_id) if not table.empty else table)
     tables = {
         name: pd.concat([f for f in frames if not f.empty], ignore_index=True)
         if any(not f.empty for f in frames)

@@ -22,7 +22,6 @@ from traffic.model import (
     LatencySummary,
     Point,
     StreamSpec,
-    TrialKind,
     TrialResult,
     TrialSpec,
 )
@@ -112,7 +111,9 @@ def test_kill_9_between_trials_loses_nothing(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, check=False
+    )
     assert proc.returncode == -9
     runs = analysis.load_runs(tmp_path / "killed")
     assert len(runs.trials) == 3
