@@ -28,7 +28,7 @@ from analysis.journal import read_journal
 from analysis.loader import JOURNAL, MANIFEST, read_manifest
 from analysis.tables import tables_from_records
 from bench.errors import StoreError
-from traffic.model import Point, TrialResult
+from traffic.model import LaneCounts, LatencySummary, Point, TrialResult, TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,22 @@ def trial_record(result: TrialResult, point: Point | None, **extra: Any) -> dict
         "generator": result.generator,
         "extra": extra,
     }
+
+
+def trial_from_record(record: Mapping[str, Any], spec: TrialSpec) -> TrialResult:
+    """A journaled trial as the result object it was made from (`spec` as asked now)."""
+    return TrialResult(
+        spec=spec,
+        measured_duration_s=float(record["measured_duration_s"]),
+        lanes=tuple(LaneCounts(**lane) for lane in record["lanes"]),
+        latency={k: LatencySummary(**v) for k, v in (record.get("latency") or {}).items()},
+        warnings=tuple(record.get("warnings") or ()),
+        valid=bool(record["valid"]),
+        invalid_reason=record.get("invalid_reason"),
+        achieved_tx_pps=record.get("achieved_tx_pps"),
+        started_at=record.get("started_at"),
+        generator=str(record.get("generator") or ""),
+    )
 
 
 class RunStore:
