@@ -259,10 +259,19 @@ class GoalResult:
 
 @dataclass(frozen=True)
 class SearchHints:
-    """Bounds carried over from a neighbouring point of the sweep (aggregate pps)."""
+    """Bounds carried over from a neighbouring point of the sweep (aggregate pps).
+
+    `goal_bounds` maps a goal name to its own (lower, upper) estimate; `lower_pps` and
+    `upper_pps` apply to every goal not named there.  Hints are estimates, not
+    measurements: a search must verify them and widen when the truth lies outside.
+    """
 
     lower_pps: float | None = None
     upper_pps: float | None = None
+    goal_bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def for_goal(self, name: str) -> tuple[float | None, float | None]:
+        return self.goal_bounds.get(name, (self.lower_pps, self.upper_pps))
 
 
 @dataclass(frozen=True)
