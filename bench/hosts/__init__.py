@@ -1,0 +1,68 @@
+"""Testbed hosts: SSH sessions, fingerprints, comparison with the profile, TRex server.
+
+The public surface:
+
+- `SshTarget`, `connect` (an `SshRunner`), `LocalRunner`: where commands run;
+- `collect_fingerprint`, `local_fingerprint`, `Fingerprint`, `testbed_fingerprint`;
+- `compare`, `Comparison`, `Status`, `has_mismatch`, `comparison_table`, `comparable`;
+- `TrexServer`, `TrexServerConfig`: the TRex server's lifecycle on the generator host.
+"""
+
+from __future__ import annotations
+
+from bench.hosts.compare import (
+    Comparison,
+    Status,
+    comparable,
+    compare,
+    comparison_table,
+    has_mismatch,
+)
+from bench.hosts.errors import (
+    HostAuthFailed,
+    HostError,
+    HostKeyChanged,
+    HostKeyError,
+    HostKeyUnknown,
+    HostUnreachable,
+    RemoteCommandFailed,
+    TrexServerError,
+    TrexStartFailed,
+)
+from bench.hosts.fingerprint import (
+    Fingerprint,
+    collect_fingerprint,
+    local_fingerprint,
+    testbed_fingerprint,
+)
+from bench.hosts.runner import CommandResult, HostFS, LocalRunner, Runner
+from bench.hosts.ssh import SshRunner, SshTarget, connect
+
+__all__ = [
+    "CommandResult",
+    "Comparison",
+    "Fingerprint",
+    "HostAuthFailed",
+    "HostError",
+    "HostFS",
+    "HostKeyChanged",
+    "HostKeyError",
+    "HostKeyUnknown",
+    "HostUnreachable",
+    "LocalRunner",
+    "RemoteCommandFailed",
+    "Runner",
+    "SshRunner",
+    "SshTarget",
+    "Status",
+    "TrexServerError",
+    "TrexStartFailed",
+    "collect_fingerprint",
+    "comparable",
+    "compare",
+    "comparison_table",
+    "connect",
+    "has_mismatch",
+    "local_fingerprint",
+    "testbed_fingerprint",
+]
