@@ -206,7 +206,14 @@ class HugepagesSpec(Strict):
 
 
 class ExpectedHardware(Strict):
-    """The standardized testbed that results are comparable on."""
+    """The standardized testbed that results are comparable on.
+
+    NIC properties apply to the generator's ports (by PCI address) on the generator
+    host, and to the PFs of ``nic_model`` on the other hosts; ``nic_driver`` matches the
+    PF's driver or its VFs'; ``sriov_vfs`` is the VF count configured on a PF;
+    ``hugepages.count`` is the host's total of that size over its NUMA nodes; ``kernel``
+    is a release prefix (``5.15`` matches ``5.15.0-91-generic``).
+    """
 
     cpu_model: str | None = None
     nic_model: str | None = None
@@ -216,6 +223,7 @@ class ExpectedHardware(Strict):
     hugepages: HugepagesSpec | None = None
     kernel: str | None = None
     isolated_cores: bool | None = None
+    cpu_governor: str | None = None
 
 
 class HostSpec(Strict):
