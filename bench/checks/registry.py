@@ -59,7 +59,7 @@ class Status(StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Resource:
     """A Kubernetes object (and optionally one of its containers) a result points at."""
 
@@ -72,6 +72,9 @@ class Resource:
         where = f"{self.namespace}/" if self.namespace else ""
         inner = f" container {self.container}" if self.container else ""
         return f"{self.kind} {where}{self.name}{inner}"
+
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.namespace or "", self.name, self.container or "")
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -103,7 +106,7 @@ def failed(
     evidence: Iterable[str] = (),
     **figures: float,
 ) -> Outcome:
-    unique = tuple(sorted(set(impacted)))
+    unique = tuple(sorted(set(impacted), key=Resource.sort_key))
     return Outcome(Status.FAILED, message, tuple(evidence), unique, figures)
 
 
@@ -117,7 +120,8 @@ def verdict(
     """Failed when any resource has problems (each listed as evidence), passed otherwise."""
     if not problems:
         return passed(ok, evidence)
-    lines = [f"{res}: {p}" for res, items in sorted(problems.items()) for p in items]
+    ordered = sorted(problems.items(), key=lambda kv: kv[0].sort_key())
+    lines = [f"{res}: {p}" for res, items in ordered for p in items]
     return failed(f"{bad} ({len(problems)} impacted)", problems, lines)
 
 
@@ -210,18 +214,12 @@ def check(
     return register
 
 
-def _load_all() -> None:
-    # The modules register their checks on import.
-    from bench.checks import disruption, runtime, static  # noqa: F401
-
-
-def all_checks() -> list[Check]:
-    _load_all()
+def registered() -> list[Check]:
+    """The checks registered so far (`bench.checks.all_checks` imports every module)."""
     return list(_REGISTRY.values())
 
 
-def get_check(check_id: str) -> Check:
-    _load_all()
+def lookup(check_id: str) -> Check:
     try:
         return _REGISTRY[check_id]
     except KeyError:

@@ -1,0 +1,1 @@
+"""Disruption under traffic (registered once the traffic driver is in place)."""

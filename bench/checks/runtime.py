@@ -1,0 +1,1 @@
+"""Runtime checks on a cluster (registered once the cluster driver is in place)."""
