@@ -28,3 +28,9 @@ class GeneratorUnavailable(GeneratorError):
 
 class SearchError(TrafficError):
     """A throughput search could not finish (too many invalid trials, bad goals)."""
+
+
+class StreamError(TrafficError):
+    """Streams cannot be built from the traffic and testbed profiles as given."""
+
+    exit_code = 2
