@@ -1,8 +1,6 @@
-"""The TRex generator: `TrexGenerator` (driver.py) drives a worker subprocess
-(worker.py) over a JSON-lines channel (channel.py)."""
+"""The TRex generator: `traffic.trex.driver.TrexGenerator` drives a worker subprocess
+(`traffic.trex.worker`) over a JSON-lines channel (`traffic.trex.channel`).
 
-from __future__ import annotations
-
-from traffic.trex.driver import TrexConfig, TrexGenerator, probe_api
-
-__all__ = ["TrexConfig", "TrexGenerator", "probe_api"]
+This package module imports nothing, so that the worker starts without the
+controller's modules (pyzmq, hdrh) loaded ahead of the client library's own.
+"""
