@@ -244,7 +244,7 @@ def run_check(chk: Check, ctx: CheckContext) -> CheckResult:
         except TOOL_ERRORS as exc:
             log.warning("check %s: %s", chk.id, exc)
             outcome = Outcome(Status.ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0])
-    log.info("check %s: %s: %s", chk.id, outcome.status.value, outcome.message)
+    log.debug("check %s: %s: %s", chk.id, outcome.status.value, outcome.message)
     return CheckResult(
         chk,
         outcome.status,
