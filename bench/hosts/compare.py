@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from bench.hosts.errors import HostError
@@ -307,7 +308,8 @@ def comparison_table(rows: Iterable[Comparison], title: str = "") -> Table:
         table.add_column(column, overflow="fold")
     for r in rows:
         status = f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]"
-        table.add_row(r.host, r.property, r.expected, r.actual, status, r.detail)
+        cells = [escape(c) for c in (r.host, r.property, r.expected, r.actual)]
+        table.add_row(*cells, status, escape(r.detail))
     return table
 
 

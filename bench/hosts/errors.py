@@ -48,3 +48,7 @@ class TrexStartFailed(TrexServerError):
     def __init__(self, message: str, log: str) -> None:
         super().__init__(message)
         self.log = log
+
+
+class TestbedMismatch(HostError):
+    """A probed host differs from the testbed profile's expected hardware."""

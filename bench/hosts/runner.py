@@ -49,6 +49,16 @@ def check_result(host: str, result: CommandResult) -> CommandResult:
     )
 
 
+def write_file(runner: Runner, path: str, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` on the runner's host: a temp file beside it, then a
+    rename, so a reader never sees half a file."""
+    tmp = shlex.quote(f"{path}.tmp-cnfbench")
+    runner.run(
+        f"umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {shlex.quote(path)}",
+        stdin=text.encode(),
+    )
+
+
 class HostFS(Protocol):
     """Read-only view of a host's files; every path is absolute on the host.
 

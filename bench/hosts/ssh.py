@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import select
-import shlex
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -361,20 +360,6 @@ class SshRunner:
     def filesystem(self, root: str = "/") -> HostFS:
         sftp = self.sftp()
         return ExecFS(self, root) if sftp is None else SftpFS(sftp, root)
-
-    def put_text(self, path: str, text: str, mode: int = 0o644) -> None:
-        """Write ``text`` to ``path`` on the host (through a temp file, then renamed)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        quoted_tmp, quoted = _quote(tmp), _quote(path)
-        self.run(
-            f"umask 077 && cat > {quoted_tmp} && chmod {mode:o} {quoted_tmp} && "
-            f"mv -f {quoted_tmp} {quoted}",
-            stdin=text.encode(),
-        )
-
-
-def _quote(path: str) -> str:
-    return shlex.quote(path)
 
 
 def _drain(chan: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes | None]:

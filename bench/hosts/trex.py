@@ -1,0 +1,319 @@
+"""The TRex server's lifecycle on the generator host, over any `Runner`.
+
+TRex runs as ``./t-rex-64 -i --cfg <file>`` from its release directory: ``-i`` is the
+interactive (stateless RPC) mode the client libraries drive.  The server is started in
+its own session (``setsid``) with its output in a log file, so stopping it signals the
+whole process group (``t-rex-64`` is a shell wrapper around ``_t-rex-64``), and a server
+that fails to start leaves its reasons (EAL errors, a port it cannot bind) in the log
+this module fetches into the error.
+
+Readiness is the RPC port answering ``get_version`` (JSON-RPC 2.0 over ZMQ REQ), not just
+accepting a connection: TRex opens the socket before its ports are configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+import zmq
+
+from bench.hosts.errors import TrexServerError, TrexStartFailed
+from bench.hosts.runner import Runner, write_file
+from bench.profiles import GeneratorSpec
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.2
+LOG_TAIL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TrexPlatform:
+    """CPU placement in the config's ``platform`` section (thread numbers are Linux CPUs)."""
+
+    master_thread_id: int = 0
+    latency_thread_id: int = 1
+    socket: int = 0
+    threads: tuple[int, ...] = (2, 3)
+
+
+def render_trex_config(
+    interfaces: Sequence[str],
+    *,
+    dest_macs: Sequence[str | None] = (),
+    rpc_port: int = 4501,
+    async_port: int = 4500,
+    platform: TrexPlatform | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """A TRex config (the ``/etc/trex_cfg.yaml`` shape: a one-item list, version 2)."""
+    if len(interfaces) % 2:
+        raise TrexServerError(
+            f"TRex pairs its ports (dual_if): give an even number of interfaces, got "
+            f"{len(interfaces)}"
+        )
+    body: dict[str, Any] = {
+        "version": 2,
+        "interfaces": [_short_pci(i) for i in interfaces],
+        "port_limit": len(interfaces),
+        "zmq_rpc_port": rpc_port,
+        "zmq_pub_port": async_port,
+    }
+    if dest_macs and all(dest_macs):
+        body["port_info"] = [{"dest_mac": mac} for mac in dest_macs]
+    if platform is not None:
+        body["platform"] = {
+            "master_thread_id": platform.master_thread_id,
+            "latency_thread_id": platform.latency_thread_id,
+            "dual_if": [
+                {"socket": platform.socket, "threads": list(platform.threads)}
+                for _ in range(len(interfaces) // 2)
+            ],
+        }
+    body.update(extra or {})
+    return yaml.safe_dump([body], sort_keys=False)
+
+
+def trex_config_for(generator: GeneratorSpec, platform: TrexPlatform | None = None) -> str:
+    """The config for a testbed profile's generator: its ports' PCI addresses and MACs."""
+    missing = [str(p.id) for p in generator.ports if p.pci is None]
+    if missing:
+        raise TrexServerError(
+            f"generator.ports: port(s) {', '.join(missing)} have no pci address; TRex "
+            "needs one per port to start"
+        )
+    return render_trex_config(
+        [p.pci or "" for p in generator.ports],
+        dest_macs=[p.dst_mac for p in generator.ports],
+        rpc_port=generator.sync_port,
+        async_port=generator.async_port,
+        platform=platform,
+    )
+
+
+def _short_pci(address: str) -> str:
+    """TRex's configs name ports without the PCI domain (``3b:00.0``)."""
+    return address[5:] if address.count(":") == 2 and address.startswith("0000:") else address
+
+
+@dataclass(frozen=True)
+class TrexServerConfig:
+    """Where TRex lives on the generator host and how to start it.
+
+    ``command`` runs in ``install_dir``; ``{cfg}`` becomes the config path.
+    """
+
+    rpc_host: str  # the address the controller reaches the RPC port on
+    rpc_port: int = 4501
+    async_port: int = 4500
+    install_dir: str = "/opt/trex/current"
+    config_path: str = "/etc/trex_cfg.yaml"
+    log_path: str = "/tmp/cnfbench-trex.log"
+    pid_path: str = "/tmp/cnfbench-trex.pid"
+    command: str = "./t-rex-64 -i --cfg {cfg}"
+    start_timeout_s: float = 60.0
+    stop_timeout_s: float = 10.0
+    rpc_timeout_s: float = 2.0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_generator(cls, generator: GeneratorSpec, **overrides: Any) -> TrexServerConfig:
+        return cls(
+            rpc_host=generator.host,
+            rpc_port=generator.sync_port,
+            async_port=generator.async_port,
+            **overrides,
+        )
+
+
+@dataclass(frozen=True)
+class TrexVersion:
+    version: str
+    build_date: str | None
+    mode: str | None
+    raw: dict[str, Any]
+
+
+class TrexServer:
+    """One TRex server on the host behind ``runner``."""
+
+    def __init__(self, runner: Runner, config: TrexServerConfig) -> None:
+        self.runner = runner
+        self.config = config
+
+    @property
+    def where(self) -> str:
+        return f"{self.runner.name}: TRex server"
+
+    # --- config and state ---------------------------------------------------------------
+
+    def write_config(self, text: str) -> None:
+        """Write the config file (validated as YAML first, so no half-config is left)."""
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise TrexServerError(f"{self.where}: the config is not YAML: {exc}") from exc
+        write_file(self.runner, self.config.config_path, text)
+        log.info("%s: wrote %s", self.where, self.config.config_path)
+
+    def pid(self) -> int | None:
+        """The pid the last `start` recorded, if that process is still alive."""
+        result = self.runner.run(
+            f"cat {shlex.quote(self.config.pid_path)} 2>/dev/null", check=False
+        )
+        text = result.stdout.strip()
+        if not text.isdigit():
+            return None
+        return int(text) if self._alive(int(text)) else None
+
+    def _alive(self, pid: int) -> bool:
+        return self.runner.run(f"kill -0 {pid} 2>/dev/null", check=False).ok
+
+    def fetch_log(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
+        """The end of the server's log ("" when it has none yet)."""
+        result = self.runner.run(
+            f"tail -c {max_bytes} {shlex.quote(self.config.log_path)} 2>/dev/null", check=False
+        )
+        return result.stdout
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Start the server in the background and return its pid (it is not ready yet:
+        see `wait_ready`)."""
+        running = self.pid()
+        if running is not None:
+            raise TrexServerError(
+                f"{self.where} is already running (pid {running}); stop it first "
+                "(cnfbench never drives a server it did not start)"
+            )
+        cfg = self.config
+        command = cfg.command.format(cfg=shlex.quote(cfg.config_path))
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cfg.environment.items())
+        script = (
+            f"cd {shlex.quote(cfg.install_dir)} && "
+            f"{{ {env} setsid {command} > {shlex.quote(cfg.log_path)} 2>&1 < /dev/null & "
+            f"echo $! > {shlex.quote(cfg.pid_path)}; cat {shlex.quote(cfg.pid_path)}; }}"
+        )
+        result = self.runner.run(script)
+        pid = int(result.stdout.strip())
+        log.info("%s: started %r (pid %d)", self.where, command, pid)
+        return pid
+
+    def wait_ready(self, timeout_s: float | None = None) -> TrexVersion:
+        """Wait until the RPC port answers ``get_version``; raise `TrexStartFailed` with
+        the server's log when it exits first or the time runs out (and stop it then)."""
+        timeout_s = self.config.start_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        pid = self._recorded_pid()
+        while True:
+            if not self._alive(pid):
+                text = self.fetch_log()
+                raise TrexStartFailed(
+                    f"{self.where} exited during start-up: {_last_line(text)} "
+                    f"(log {self.config.log_path})",
+                    text,
+                )
+            try:
+                version = self.version()
+            except TrexServerError:
+                if time.monotonic() >= deadline:
+                    text = self.fetch_log()
+                    self.stop()
+                    raise TrexStartFailed(
+                        f"{self.where} did not answer on {self.config.rpc_host}:"
+                        f"{self.config.rpc_port} within {timeout_s:g} s: {_last_line(text)}",
+                        text,
+                    ) from None
+                time.sleep(POLL_INTERVAL_S)
+                continue
+            log.info("%s: ready, version %s", self.where, version.version)
+            return version
+
+    def _recorded_pid(self) -> int:
+        text = self.runner.run(f"cat {shlex.quote(self.config.pid_path)}", check=False).stdout
+        if not text.strip().isdigit():
+            raise TrexServerError(f"{self.where} was not started (no {self.config.pid_path})")
+        return int(text.strip())
+
+    def version(self) -> TrexVersion:
+        """Ask the running server for its version over its RPC port."""
+        reply = rpc_call(
+            self.config.rpc_host,
+            self.config.rpc_port,
+            "get_version",
+            {},
+            self.config.rpc_timeout_s,
+        )
+        if not isinstance(reply, dict) or "version" not in reply:
+            raise TrexServerError(f"{self.where}: get_version gave no version: {reply!r}")
+        return TrexVersion(
+            str(reply["version"]), reply.get("build_date"), reply.get("mode"), reply
+        )
+
+    def stop(self) -> bool:
+        """Stop the server (SIGTERM to its process group, SIGKILL after
+        ``stop_timeout_s``); return False when it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self.runner.run(f"kill -TERM -- -{pid} 2>/dev/null || kill -TERM {pid}", check=False)
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        while self._alive(pid):
+            if time.monotonic() >= deadline:
+                log.warning("%s: pid %d ignored SIGTERM; killing it", self.where, pid)
+                self.runner.run(f"kill -KILL -- -{pid} 2>/dev/null", check=False)
+                break
+            time.sleep(POLL_INTERVAL_S)
+        self.runner.run(f"rm -f {shlex.quote(self.config.pid_path)}", check=False)
+        log.info("%s: stopped (pid %d)", self.where, pid)
+        return True
+
+    @contextmanager
+    def running(self, config_text: str | None = None) -> Iterator[TrexVersion]:
+        """Write the config (when given), start, wait until ready; stop on exit."""
+        if config_text is not None:
+            self.write_config(config_text)
+        self.start()
+        try:
+            yield self.wait_ready()
+        finally:
+            self.stop()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output in its log"
+
+
+def rpc_call(host: str, port: int, method: str, params: dict[str, Any], timeout_s: float) -> Any:
+    """One JSON-RPC 2.0 request on a TRex RPC port (ZMQ REQ), answered within
+    ``timeout_s``; raise `TrexServerError` when it is not."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
+    sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
+    try:
+        sock.connect(f"tcp://{host}:{port}")
+        sock.send_string(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        )
+        answer = json.loads(sock.recv())
+    except zmq.Again as exc:
+        raise TrexServerError(f"no RPC answer from {host}:{port} within {timeout_s:g} s") from exc
+    except (zmq.ZMQError, ValueError) as exc:
+        raise TrexServerError(f"RPC to {host}:{port} failed: {exc}") from exc
+    finally:
+        sock.close()
+    if "error" in answer:
+        raise TrexServerError(f"{host}:{port}: {method}: {answer['error']}")
+    return answer.get("result")
