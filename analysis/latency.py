@@ -1,0 +1,220 @@
+"""Latency: percentiles from merged HDR histograms, latency against load, tail growth.
+
+Latency streams report one-way latency in microseconds; the generator encodes each
+direction's samples as an HDR histogram (HdrHistogram's compressed base64 form), and
+the values recorded in it are microseconds.  Percentiles over several directions or
+repeated trials are taken from the merged histogram, never by averaging percentiles,
+which has no statistical meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+
+from analysis.errors import ResultsError
+from analysis.loader import RunSet
+from analysis.scaling import throughput_table
+
+log = logging.getLogger(__name__)
+
+PERCENTILES = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 99.9}
+LATENCY_KEYS = ("run_id", "frame_size", "flows", "direction", "replicas")
+_MIDPOINTS: dict[tuple[int, int, int, int], np.ndarray] = {}
+HDRH_COLUMN = re.compile(r"^latency_(?:.+_)?hdrh$")
+TAIL_GROWTH_LIMIT = 3.0  # p99 near NDR more than 3x the p99 at light load
+
+
+def decode_histogram(encoded: str, where: str = "") -> HdrHistogram:
+    try:
+        return HdrHistogram.decode(encoded)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ResultsError(f"{where}: cannot decode an HDR histogram: {exc}") from exc
+
+
+def merge_histograms(encoded: Iterable[str], where: str = "") -> HdrHistogram | None:
+    """The sum of the encoded histograms, or None when there are none."""
+    merged: HdrHistogram | None = None
+    for text in encoded:
+        hist = decode_histogram(text, where)
+        if merged is None:
+            merged = hist
+        else:
+            merged.add(hist)
+    return merged
+
+
+def _midpoints(hist: HdrHistogram) -> np.ndarray:
+    key = (hist.bucket_count, hist.sub_bucket_count, hist.unit_magnitude, hist.counts_len)
+    cached = _MIDPOINTS.get(key)
+    if cached is None:
+        lows = [hist.get_value_from_index(i) for i in range(hist.counts_len)]
+        highs = [hist.get_highest_equivalent_value(v) for v in lows]
+        low = np.asarray(lows, dtype=np.int64)
+        size = np.asarray(highs, dtype=np.int64) - low + 1
+        cached = (low + size // 2).astype(float)  # HdrHistogram's median-equivalent value
+        _MIDPOINTS[key] = cached
+    return cached
+
+
+def histogram_stats_us(hist: HdrHistogram) -> dict[str, float]:
+    """Percentiles, extremes and mean of a histogram whose values are microseconds."""
+    out = {name: float(hist.get_value_at_percentile(q)) for name, q in PERCENTILES.items()}
+    out["min_us"] = float(hist.get_min_value())
+    out["max_us"] = float(hist.get_max_value())
+    # the library's mean walks every sub-bucket in Python; the same median-equivalent
+    # weighting over the counts array is one dot product
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(float)
+    total = counts.sum()
+    out["mean_us"] = float(counts @ _midpoints(hist) / total) if total else math.nan
+    out["samples"] = float(hist.get_total_count())
+    return out
+
+
+def _encodings(value: object) -> list[str]:
+    if not isinstance(value, str) or not value:
+        return []
+    # the trials table keeps one JSON object of direction -> histogram
+    if value.startswith("{"):
+        return [str(v) for v in json.loads(value).values() if v]
+    return [value]
+
+
+def _latency_rows(runs: RunSet, run_id: str | None) -> tuple[pd.DataFrame, list[str]]:
+    points = runs.points
+    if not points.empty and "measure" in points:
+        rows = points[points["measure"] == "latency"]
+        if run_id is not None:
+            rows = rows[rows["run_id"] == run_id]
+        if not rows.empty:
+            return rows, [c for c in rows.columns if HDRH_COLUMN.match(c)]
+    # no latency records: fall back to the latency trials themselves
+    trials = runs.trials
+    if trials.empty or "kind" not in trials:
+        return pd.DataFrame(), []
+    rows = trials[(trials["kind"] == "latency") & (trials["valid"].astype(bool))].copy()
+    if run_id is not None:
+        rows = rows[rows["run_id"] == run_id]
+    rows["load_pps"] = rows["intended_load_pps"]
+    if "load_label" not in rows:
+        rows["load_label"] = None
+    return rows, ["hdrh"] if "hdrh" in rows else []
+
+
+def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
+    """Latency per run, point and load: percentiles of the merged histograms.
+
+    Columns: run_id, frame_size, flows, direction, replicas, load_label, load_pps,
+    load_fraction_ndr, min_us, mean_us, p50_us, p90_us, p99_us, p999_us, max_us,
+    samples, source ("hdr" when from histograms, "summary" when only the generator's
+    own percentiles were stored; then the worst of the repeats is given).
+    """
+    rows, hdr_columns = _latency_rows(runs, run_id)
+    columns = [*LATENCY_KEYS, "load_label", "load_pps", "load_fraction_ndr", "p50_us", "p99_us"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.copy()
+    rows["load_label"] = rows["load_label"].where(rows["load_label"].notna(), rows["load_pps"])
+    per_row: list[list[str]] = [[] for _ in range(len(rows))]
+    for column in hdr_columns:
+        for i, value in enumerate(rows[column].tolist()):
+            per_row[i].extend(_encodings(value))
+    out = []
+    keys = [*LATENCY_KEYS, "load_label"]
+    groups = rows.groupby(keys, sort=False, dropna=False).indices
+    for key, positions in groups.items():
+        group = rows.iloc[positions]
+        values: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+        record: dict[str, Any] = dict(zip(keys, values, strict=True))
+        record["load_pps"] = float(group["load_pps"].mean())
+        encoded = [e for i in positions for e in per_row[i]]
+        hist = merge_histograms(encoded, f"run {record['run_id']}")
+        if hist is not None and hist.get_total_count() > 0:
+            record.update(histogram_stats_us(hist), source="hdr")
+        else:
+            for name in ("min_us", "mean_us", "max_us", *PERCENTILES):
+                col = f"latency_{name}"
+                if col in group:
+                    values = group[col].dropna()
+                    pick = values.min() if name == "min_us" else values.max()
+                    record[name] = float(pick) if not values.empty else math.nan
+            record["source"] = "summary"
+        out.append(record)
+    table = pd.DataFrame(out)
+    table["replicas"] = table["replicas"].astype(int)
+    table["flows"] = table["flows"].astype(int)
+    table["frame_size"] = table["frame_size"].astype(str)
+    table = _with_ndr(runs, table)
+    return table.sort_values([*LATENCY_KEYS, "load_pps"]).reset_index(drop=True)
+
+
+def _with_ndr(runs: RunSet, table: pd.DataFrame) -> pd.DataFrame:
+    ndr = throughput_table(runs)
+    if ndr.empty:
+        table["load_fraction_ndr"] = np.nan
+        return table
+    merged = table.merge(
+        ndr[[*LATENCY_KEYS, "ndr_pps"]], on=list(LATENCY_KEYS), how="left", validate="m:1"
+    )
+    merged["load_fraction_ndr"] = merged["load_pps"] / merged["ndr_pps"]
+    return merged.drop(columns=["ndr_pps"])
+
+
+def latency_at(table: pd.DataFrame, fraction: float, tolerance: float = 0.05) -> pd.DataFrame:
+    """The rows measured within `tolerance` of `fraction` of NDR (one per point)."""
+    if table.empty:
+        return table
+    near = table[(table["load_fraction_ndr"] - fraction).abs() <= tolerance]
+    near = near.assign(_gap=(near["load_fraction_ndr"] - fraction).abs())
+    return (
+        near.sort_values("_gap")
+        .groupby(list(LATENCY_KEYS), sort=True)
+        .head(1)
+        .drop(columns="_gap")
+    )
+
+
+def tail_growth(table: pd.DataFrame, limit: float = TAIL_GROWTH_LIMIT) -> pd.DataFrame:
+    """Per point: p99 and p99.9 at the lightest and heaviest load, their ratios, a flag.
+
+    The tail grows near NDR as queues build (for an M/M/1 queue the sojourn time scales
+    with 1/(1 − ρ)); a p99 more than `limit` times its light-load value is flagged.
+    """
+    if table.empty:
+        return pd.DataFrame(columns=[*LATENCY_KEYS, "p99_ratio", "tail_grows"])
+    out = []
+    for key, group in table.groupby(list(LATENCY_KEYS), sort=True):
+        ordered = group.sort_values("load_pps")
+        light, heavy = ordered.iloc[0], ordered.iloc[-1]
+        p99_ratio = heavy["p99_us"] / light["p99_us"] if light["p99_us"] > 0 else math.nan
+        p999_ratio = heavy["p999_us"] / light["p999_us"] if light["p999_us"] > 0 else math.nan
+        out.append(
+            {
+                **dict(zip(LATENCY_KEYS, key, strict=True)),
+                "light_load_fraction": light["load_fraction_ndr"],
+                "heavy_load_fraction": heavy["load_fraction_ndr"],
+                "p99_light_us": light["p99_us"],
+                "p99_heavy_us": heavy["p99_us"],
+                "p99_ratio": p99_ratio,
+                "p999_ratio": p999_ratio,
+                "tail_grows": bool(p99_ratio > limit),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+__all__ = [
+    "histogram_stats_us",
+    "latency_at",
+    "latency_table",
+    "merge_histograms",
+    "tail_growth",
+]
