@@ -301,8 +301,9 @@ def render_chart(
         args += list(helm_args)
         proc = run_helm(args)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        errors = [ln.removeprefix("Error: ") for ln in lines if ln.startswith("Error:")]
+        why = (errors or lines or [f"exit status {proc.returncode}"])[0]
         raise InputError(f"{chart}: helm template failed: {why}")
     return info, parse_documents(proc.stdout, str(chart), namespace)
 
