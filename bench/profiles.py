@@ -341,12 +341,14 @@ class TierSpec(Strict):
 class DisruptionSpec(Strict):
     load_fraction: Ratio = 0.5  # of the measured NDR
     sample_interval: Duration = 0.1
+    replicas: int | None = Field(None, ge=2)  # None: the top of the CNF's replica ladder
 
 
 class TierProfile(Header):
     kind: Literal["tiers"]
     tiers: tuple[TierSpec, ...] = Field(min_length=1)
     disruption: DisruptionSpec = DisruptionSpec()
+    require_dual_stack: bool = False  # the dual-stack check applies only when true
 
     @field_validator("tiers")
     @classmethod
