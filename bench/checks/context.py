@@ -42,7 +42,8 @@ class CheckContext:
     streams: Any = None
     ndr_pps: float | None = None
     load_fraction: float = 0.5
-    sample_interval_s: float = 0.1
+    sample_interval_s: float = 0.1  # in the generator's time base
+    time_scale: float = 1.0  # generator time per wall second (a lab runs faster)
     limits: DisruptionLimits = DisruptionLimits()
     ready_timeout_s: float = 120.0
     metrics_port: int | None = None
