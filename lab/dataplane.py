@@ -47,7 +47,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,8 +63,9 @@ PDR_LOSS_RATIO = 0.005
 HDR_LOWEST_US = 1
 HDR_HIGHEST_US = 10_000_000
 HDR_SIGNIFICANT_DIGITS = 3
-_LATENCY_DRAWS = 4096  # samples that shape one replica's latency distribution per slice
+_LATENCY_DRAWS = 1024  # samples that shape one replica's latency distribution per slice
 _WARMUP_SLICES = 8
+VENDORS_DIR = Path(__file__).resolve().parent / "vendors"
 
 
 # --- vendor models ---------------------------------------------------------------------
@@ -145,13 +146,12 @@ class VendorModel:
 
 def vendor_names() -> list[str]:
     """The vendor models shipped as data in ``lab/vendors/*.yaml``."""
-    folder = resources.files("lab").joinpath("vendors")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.stem for p in VENDORS_DIR.glob("*.yaml"))
 
 
 def load_vendor(name: str) -> VendorModel:
     """The vendor model called `name` (see `vendor_names`)."""
-    path = resources.files("lab").joinpath("vendors", f"{name}.yaml")
+    path = VENDORS_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(vendor_names())
         raise VendorModelError(f"unknown vendor model {name!r}; known: {known}")
@@ -338,6 +338,8 @@ class DataPlane:
         self._links_up = [True] * len(self.port_speeds_bps)
         self._trials = 0
         self._hash_cache: dict[int, np.ndarray[Any, np.dtype[np.uint64]]] = {}
+        self._burst_times: dict[int, list[float]] = {}
+        self._burst_rngs: dict[int, np.random.Generator] = {}
         self._lock = threading.RLock()
 
     # --- replicas and links
@@ -442,28 +444,51 @@ class DataPlane:
         lanes: Sequence[Lane],
         start_s: float,
         duration_s: float,
+        *,
         trial: int | None = None,
-        window: int = 0,
+        trial_start_s: float | None = None,
+        offered_counts: Sequence[int] | None = None,
     ) -> list[LaneOutcome]:
         """Move `lanes` through the CNF from `start_s` for `duration_s` virtual seconds.
 
-        `trial` keys the capacity noise (a new trial when None); `window` numbers the
-        successive windows of one trial, keying their loss bursts and latency draws,
-        so one long trial may be forwarded in pieces.  Updates the replica counters.
+        `trial` keys the capacity noise (a new trial when None).  Loss bursts of a
+        trial are a Poisson process in time since `trial_start_s` (default `start_s`),
+        so a trial forwarded in successive windows meets the same bursts as one
+        forwarded at once.  `offered_counts` gives the exact frames each lane sent in
+        the window (a generator counts them itself); by default ``round(rate *
+        duration)``.  Updates the replica counters.
         """
         if duration_s < 0:
             raise LabError(f"duration must not be negative: {duration_s}")
+        if offered_counts is not None and len(offered_counts) != len(lanes):
+            raise LabError("offered_counts must give one count per lane")
         with self._lock:
             if trial is None:
                 trial = self.begin_trial()
-            return self._forward(list(lanes), start_s, duration_s, trial, window)
+            origin_s = start_s if trial_start_s is None else trial_start_s
+            return self._forward(
+                list(lanes),
+                start_s,
+                duration_s,
+                trial=trial,
+                origin_s=origin_s,
+                offered_counts=offered_counts,
+            )
 
     def _forward(
-        self, lanes: list[Lane], start_s: float, duration_s: float, trial: int, window: int
+        self,
+        lanes: list[Lane],
+        start_s: float,
+        duration_s: float,
+        *,
+        trial: int,
+        origin_s: float,
+        offered_counts: Sequence[int] | None,
     ) -> list[LaneOutcome]:
         rates = self._tx_rates(lanes)
         noise = self.trial_noise(trial)
-        rng = np.random.default_rng([self.seed, trial, 2, window])
+        offset_us = round((start_s - origin_s) * 1e6)
+        rng = np.random.default_rng([self.seed, trial, 2, max(0, offset_us)])
         slices = self._slices(start_s, duration_s)
         fwd_pkts = [0.0] * len(lanes)
         lat_parts: list[list[tuple[float, np.ndarray[Any, np.dtype[np.float64]]]]] = [
@@ -486,11 +511,13 @@ class DataPlane:
                     lat_parts[i].append((fwd, draws))
 
         bursts = 0
-        if self.noise and busy and self.model.loss_burst_rate_per_s > 0:
-            bursts = int(rng.poisson(self.model.loss_burst_rate_per_s * duration_s))
+        if busy:
+            bursts = self._bursts_in(trial, start_s - origin_s, start_s - origin_s + duration_s)
         outcomes = []
         for i, lane in enumerate(lanes):
             offered = round(rates[i] * duration_s)
+            if offered_counts is not None:
+                offered = int(offered_counts[i]) if rates[i] > 0 else 0
             ratio = fwd_pkts[i] / (rates[i] * duration_s) if rates[i] * duration_s > 0 else 0.0
             ratio = min(1.0, ratio)
             forwarded = min(offered, round(offered * ratio))
@@ -502,8 +529,24 @@ class DataPlane:
                 latency = _latency_outcome(lat_parts[i], forwarded, rng)
             outcomes.append(LaneOutcome(lane, offered, forwarded, ratio, burst_lost, latency))
         if bursts:
-            log.debug("trial %d window %d: %d loss bursts", trial, window, bursts)
+            log.debug("trial %d at %.3f s: %d loss bursts", trial, start_s, bursts)
         return outcomes
+
+    def _bursts_in(self, trial: int, from_s: float, to_s: float) -> int:
+        """Loss bursts of `trial` starting in [from_s, to_s) of trial time."""
+        rate = self.model.loss_burst_rate_per_s
+        if not self.noise or rate <= 0 or to_s <= from_s:
+            return 0
+        times = self._burst_times.get(trial)
+        if times is None:
+            times = self._burst_times[trial] = []
+        rng_state = self._burst_rngs.setdefault(
+            trial, np.random.default_rng([self.seed, trial, 3])
+        )
+        while not times or times[-1] < to_s:
+            last = times[-1] if times else 0.0
+            times.append(last + float(rng_state.exponential(1.0 / rate)))
+        return sum(1 for t in times if from_s <= t < to_s)
 
     def _tx_rates(self, lanes: Sequence[Lane]) -> list[float]:
         """What each lane really sends: a port's lanes share its line rate."""
