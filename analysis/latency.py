@@ -132,8 +132,8 @@ def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
     groups = rows.groupby(keys, sort=False, dropna=False).indices
     for key, positions in groups.items():
         group = rows.iloc[positions]
-        values: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
-        record: dict[str, Any] = dict(zip(keys, values, strict=True))
+        key_values: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+        record: dict[str, Any] = dict(zip(keys, key_values, strict=True))
         record["load_pps"] = float(group["load_pps"].mean())
         encoded = [e for i in positions for e in per_row[i]]
         hist = merge_histograms(encoded, f"run {record['run_id']}")

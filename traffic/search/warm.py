@@ -1,10 +1,12 @@
 """The sweep-aware warm start: hints for the next point from the previous replica count.
 
-A sweep measures the same traffic at increasing replica counts.  The throughput found
-at R replicas, scaled by the replica ratio R'/R, estimates the throughput at R'; the
-hint is that estimate with a relative margin either side.  Linear scaling is an
-optimistic estimate when replicas contend for shared resources, which is why the
-binary searches treat hints as provisional and widen when the truth lies outside.
+A sweep measures the same traffic at increasing replica counts.  After the first replica
+count, the throughput found at R replicas scaled by the replica ratio R'/R estimates the
+throughput at R' (`scaled_hints`); once two or more counts are measured, a fit of the
+Universal Scalability Law to them does (`usl_estimate`), since replicas that contend
+for shared resources scale less than linearly.  The hint is the estimate with a
+relative margin either side.  Hints are estimates: the binary searches treat them as
+provisional bounds and widen when the truth lies outside.
 
 Use one `SweepWarmStart` per sweep::
 
@@ -17,6 +19,7 @@ Use one `SweepWarmStart` per sweep::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from traffic.model import Point, SearchHints, SearchResult
@@ -42,23 +45,88 @@ def scaled_hints(
     return SearchHints(goal_bounds=bounds)
 
 
+def usl_estimate(points: Sequence[tuple[int, float]], replicas: int) -> float:
+    """The throughput at `replicas` predicted from measured (replicas, throughput) points.
+
+    One point: linear scaling.  Two or more: a least-squares fit of the Universal
+    Scalability Law (Gunther), ``X(N) = N X1 / (1 + sigma (N - 1) + kappa N (N - 1))``,
+    linearised as ``N X1 / X(N) - 1 = sigma (N - 1) + kappa N (N - 1)`` with X1 taken
+    from the smallest replica count (extrapolated to one replica); with two points kappa
+    is held at zero.  Coefficients are kept at zero or above.
+    """
+    if not points:
+        raise ValueError("need at least one measured point")
+    ordered = sorted(points)
+    base_n, base_x = ordered[0]
+    if len(ordered) == 1:
+        return base_x * replicas / base_n
+    # X1 from the base point under the fit is unknown; iterate twice from linear.
+    x1 = base_x / base_n
+    sigma = kappa = 0.0
+    for _ in range(3):
+        rows = [(n - 1.0, n * (n - 1.0), n * x1 / x - 1.0) for n, x in ordered if x > 0]
+        sigma, kappa = _fit(rows, with_kappa=len(ordered) >= 3)
+        x1 = base_x * (1 + sigma * (base_n - 1) + kappa * base_n * (base_n - 1)) / base_n
+    return replicas * x1 / (1 + sigma * (replicas - 1) + kappa * replicas * (replicas - 1))
+
+
+def _fit(rows: Sequence[tuple[float, float, float]], with_kappa: bool) -> tuple[float, float]:
+    """Non-negative least squares for y = sigma a + kappa b, by cases (two unknowns)."""
+    saa = sum(a * a for a, _, _ in rows)
+    sbb = sum(b * b for _, b, _ in rows)
+    sab = sum(a * b for a, b, _ in rows)
+    say = sum(a * y for a, _, y in rows)
+    sby = sum(b * y for _, b, y in rows)
+    sigma_only = max(0.0, say / saa) if saa > 0 else 0.0
+    if not with_kappa:
+        return sigma_only, 0.0
+    det = saa * sbb - sab * sab
+    if det > 1e-12:
+        sigma = (say * sbb - sby * sab) / det
+        kappa = (sby * saa - say * sab) / det
+        if sigma >= 0 and kappa >= 0:
+            return sigma, kappa
+    kappa_only = max(0.0, sby / sbb) if sbb > 0 else 0.0
+
+    def sse(sig: float, kap: float) -> float:
+        return sum((y - sig * a - kap * b) ** 2 for a, b, y in rows)
+
+    candidates = [(sigma_only, 0.0), (0.0, kappa_only)]
+    return min(candidates, key=lambda c: sse(*c))
+
+
 def _family(point: Point) -> tuple[str, int, str]:
     return (point.frame_size, point.flows, point.direction.value)
 
 
 @dataclass
 class SweepWarmStart:
-    """Remembers the last result per traffic configuration and hints the next one."""
+    """Remembers the results per traffic configuration and hints the next replica count.
+
+    Hints centre on `usl_estimate` of each goal's lower bounds measured so far, with
+    `margin` either side.
+    """
 
     margin: float = 0.1
-    _last: dict[tuple[str, int, str], tuple[int, SearchResult]] = field(default_factory=dict)
+    _done: dict[tuple[str, int, str], list[tuple[int, SearchResult]]] = field(default_factory=dict)
 
     def hints_for(self, point: Point) -> SearchHints | None:
-        last = self._last.get(_family(point))
-        if last is None:
+        done = [(r, res) for r, res in self._done.get(_family(point), []) if r != point.replicas]
+        if not done:
             return None
-        replicas, result = last
-        return scaled_hints(result, replicas, point.replicas, self.margin)
+        bounds: dict[str, tuple[float | None, float | None]] = {}
+        for goal in done[-1][1].goals:
+            name = goal.goal.name
+            points = [
+                (r, g.lower_bound_pps)
+                for r, res in done
+                for g in res.goals
+                if g.goal.name == name and g.lower_bound_pps is not None
+            ]
+            if points:
+                estimate = usl_estimate(points, point.replicas)
+                bounds[name] = (estimate * (1 - self.margin), estimate * (1 + self.margin))
+        return SearchHints(goal_bounds=bounds)
 
     def record(self, point: Point, result: SearchResult) -> None:
-        self._last[_family(point)] = (point.replicas, result)
+        self._done.setdefault(_family(point), []).append((point.replicas, result))
