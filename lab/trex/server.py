@@ -144,6 +144,7 @@ class TRexServer:
         self.faults = Faults()
         self.rpc_calls = 0
         self._lock = threading.RLock()
+        self.lock = self._lock  # the control channel edits `faults` under it
         self._api_handles: set[str] = set()
         self._legacy_async = False
         self._sessions: dict[int, _Session] = {}
