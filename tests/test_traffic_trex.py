@@ -1,0 +1,169 @@
+"""The TRex driver through both real client generations against the lab's server:
+searches that find the model's NDR/PDR, faults that become invalid trials and retries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lab.clock import VirtualClock
+from lab.dataplane import DataPlane, load_vendor
+from lab.trex.server import TRexServer
+from traffic.errors import GeneratorUnavailable
+from traffic.model import Direction, Goal, StreamSpec, TrialResult, TrialSpec
+from traffic.search import make_search
+from traffic.trex.driver import TrexConfig, TrexGenerator, probe_api
+from traffic.trial import TrialRunner
+
+TIME_SCALE = 200.0
+REPLICAS = 2
+FLOWS = 1024
+STREAMS = StreamSpec(64, FLOWS, Direction.BIDIRECTIONAL, latency_rate_pps=1000.0)
+GOALS = (
+    Goal("NDR", 0.0, 0.0, 0.01, 1.0, 10.0, 10.0),
+    Goal("PDR", 0.005, 0.0, 0.01, 1.0, 10.0, 10.0),
+)
+
+
+class Lab:
+    def __init__(self, api: str) -> None:
+        self.plane = DataPlane(load_vendor("vpp-router"), seed=4, noise=False)
+        self.plane.set_replicas(REPLICAS, at_s=-1e9)
+        self.server = TRexServer(
+            self.plane, VirtualClock(TIME_SCALE), api=api, publish_interval_s=0.02
+        )
+        self.server.start()
+        self.sync_port, self.async_port = self.server.ports()
+
+    def config(self, **changes: object) -> TrexConfig:
+        return TrexConfig(sync_port=self.sync_port, async_port=self.async_port, **changes)  # type: ignore[arg-type]
+
+    def truth(self, loss_ratio: float) -> float:
+        return self.plane.ground_truth(64, FLOWS, REPLICAS, True, loss_ratio=loss_ratio)
+
+
+@pytest.fixture(params=["v2.87", "v3.04"])
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    lab = Lab(request.param)
+    yield lab
+    lab.server.stop()
+
+
+@pytest.fixture
+def generator(lab: Lab) -> Iterator[TrexGenerator]:
+    gen = TrexGenerator(lab.config())
+    gen.open()
+    yield gen
+    gen.close()
+
+
+@pytest.mark.parametrize("method", ["rfc2544-binary", "mlrsearch"])
+def test_search_through_the_driver_finds_the_models_ndr_and_pdr(
+    lab: Lab, generator: TrexGenerator, method: str
+) -> None:
+    expected = "legacy" if lab.server.api == "v2.87" else "current"
+    assert generator.choice is not None and generator.choice.client == expected
+    assert generator.info is not None and generator.info.version == lab.server.api
+    records: list[TrialResult] = []
+    runner = TrialRunner(generator, STREAMS, record=records.append, learning_frames=True)
+    max_load = STREAMS.max_load_pps(25e9)
+    result = make_search(method).search(runner, GOALS, 100_000, max_load)
+
+    assert records[0].spec.kind.value == "learning" and records[0].valid
+    assert all(r.valid for r in records)
+    assert len(result.trials) == len(records) - 1
+    for outcome in result.goals:
+        truth = lab.truth(outcome.goal.loss_ratio)
+        assert outcome.lower_bound_pps is not None
+        assert abs(outcome.lower_bound_pps - truth) / truth <= outcome.goal.relative_width
+    trial = result.trials[-1]
+    assert set(trial.latency) == {"0->1", "1->0"}
+    for summary in trial.latency.values():
+        assert 0 < summary.min_us <= summary.p50_us <= summary.p99_us <= summary.max_us
+        assert summary.samples > 0
+    assert "trex" in trial.generator
+
+
+def test_light_trial_counts_every_frame_and_keeps_latency_apart(generator: TrexGenerator) -> None:
+    result = generator.run_trial(TrialSpec(STREAMS, 2e6, 5.0))
+    assert result.valid, result.invalid_reason
+    assert [(lane.offered, lane.forwarded) for lane in result.lanes] == [
+        (5_000_000, 5_000_000)
+    ] * 2
+    assert result.loss_ratio == 0.0
+    assert result.achieved_tx_pps == pytest.approx(2e6)
+    assert result.warnings == ()
+
+
+def test_killing_the_worker_mid_trial_gives_an_invalid_trial_then_a_correct_retry(
+    lab: Lab, generator: TrexGenerator
+) -> None:
+    records: list[TrialResult] = []
+    runner = TrialRunner(generator, STREAMS, record=records.append, reconnect_pause_s=0.1)
+    victim = generator.worker_pid
+    assert victim is not None
+    killer = threading.Timer(0.4, os.kill, (victim, signal.SIGKILL))
+    killer.start()
+    result = runner(200.0, 2e6)  # 1 s of wall time at the lab's time scale
+    killer.join()
+
+    assert [r.valid for r in records] == [False, True]
+    assert "died" in (records[0].invalid_reason or "")
+    assert generator.worker_pid not in (None, victim)
+    assert result is records[1]
+    assert result.offered_count == result.forwarded_count == 2 * 200 * 1_000_000
+
+
+def test_dropped_server_connection_gives_an_invalid_trial_then_a_correct_retry() -> None:
+    lab = Lab("v3.04")  # the current client times out an RPC after 3 s
+    try:
+        generator = TrexGenerator(lab.config())
+        generator.open()
+        records: list[TrialResult] = []
+        runner = TrialRunner(generator, STREAMS, record=records.append, reconnect_pause_s=0.5)
+        lab.server.faults.drop_for_s = 1.0
+        result = runner(5.0, 2e6)
+        assert [r.valid for r in records] == [False, True]
+        assert records[0].invalid_reason
+        assert result.offered_count == result.forwarded_count == 2 * 5 * 1_000_000
+        generator.close()
+    finally:
+        lab.server.stop()
+
+
+def test_a_port_that_is_down_makes_the_trial_invalid(lab: Lab, generator: TrexGenerator) -> None:
+    lab.server.engine.set_link(1, False, lab.server.clock.now_s())
+    result = generator.run_trial(TrialSpec(STREAMS, 2e6, 5.0))
+    assert not result.valid
+    assert "down" in (result.invalid_reason or "")
+    with pytest.raises(ValueError, match="invalid trial has no loss ratio"):
+        _ = result.loss_ratio
+
+
+def test_continuous_traffic_samples(generator: TrexGenerator) -> None:
+    generator.start_continuous(STREAMS, 2e6)
+    samples = [generator.sample_continuous() for _ in range(3)]
+    final = generator.stop_continuous()
+    assert list(final[:3]) == samples and len(final) == 4
+    assert sum(s.offered for s in final) > 0
+    assert sum(s.forwarded for s in final) == sum(s.offered for s in final)
+    assert [s.time_s for s in final] == sorted(s.time_s for s in final)
+
+
+def test_client_choice_is_explained_and_a_mismatch_is_a_clear_error() -> None:
+    lab = Lab("v3.04")
+    try:
+        choice = probe_api("127.0.0.1", lab.sync_port)
+        assert choice.client == "current" and "api_sync_v2" in choice.reason
+        legacy = TrexGenerator(lab.config(client="legacy"))
+        with pytest.raises(GeneratorUnavailable, match="legacy client"):
+            legacy.open()
+        legacy.close()
+    finally:
+        lab.server.stop()
+    with pytest.raises(GeneratorUnavailable, match="no TRex server answered"):
+        probe_api("127.0.0.1", lab.sync_port, timeout_s=0.5)
