@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bench.errors import InputError
 from bench.hosts.compare import Status, comparison_table
-from bench.hosts.errors import TestbedMismatch
+from bench.hosts.errors import HardwareMismatch
 from bench.hosts.fingerprint import Fingerprint, collect_fingerprint, local_fingerprint
 from bench.hosts.probe import describe, probe_testbed
 from bench.hosts.ssh import SshTarget, connect, parse_destination
@@ -72,7 +72,7 @@ def probe_command(testbed: str, as_json: bool, root: str) -> None:
         body = {
             "testbed": report.testbed,
             "rows": [r.to_dict() for r in report.rows],
-            "fingerprint": report.testbed_fingerprint(),
+            "fingerprint": report.manifest_fingerprint(),
             "notes": report.notes,
         }
         click.echo(json.dumps(body, indent=2, sort_keys=True))
@@ -86,7 +86,7 @@ def probe_command(testbed: str, as_json: bool, root: str) -> None:
             console.print(note)
     if report.failed:
         bad = sum(r.status is Status.MISMATCH for r in report.rows)
-        raise TestbedMismatch(
+        raise HardwareMismatch(
             f"testbed {report.testbed}: {bad} mismatch(es) with its expected hardware; "
             "results on these hosts would not be comparable with the standardized testbed"
         )

@@ -3,7 +3,7 @@
 The public surface:
 
 - `SshTarget`, `connect` (an `SshRunner`), `LocalRunner`: where commands run;
-- `collect_fingerprint`, `local_fingerprint`, `Fingerprint`, `testbed_fingerprint`;
+- `collect_fingerprint`, `local_fingerprint`, `Fingerprint`, `manifest_fingerprint`;
 - `compare`, `Comparison`, `Status`, `has_mismatch`, `comparison_table`, `comparable`;
 - `TrexServer`, `TrexServerConfig`: the TRex server's lifecycle on the generator host.
 """
@@ -33,7 +33,7 @@ from bench.hosts.fingerprint import (
     Fingerprint,
     collect_fingerprint,
     local_fingerprint,
-    testbed_fingerprint,
+    manifest_fingerprint,
 )
 from bench.hosts.runner import CommandResult, HostFS, LocalRunner, Runner
 from bench.hosts.ssh import SshRunner, SshTarget, connect
@@ -64,5 +64,5 @@ __all__ = [
     "connect",
     "has_mismatch",
     "local_fingerprint",
-    "testbed_fingerprint",
+    "manifest_fingerprint",
 ]

@@ -359,7 +359,7 @@ def comparable(
     """Why results on ``a`` and on ``b`` are not comparable: one line per differing key
     field (an empty list means comparable).
 
-    Both may be host fingerprints or testbed fingerprints (as `testbed_fingerprint`
+    Both may be host fingerprints or testbed fingerprints (as `manifest_fingerprint`
     stores them in a run manifest).  Hosts are matched by role, not by name: two
     identical machines with different names are the same testbed.
     """

@@ -50,5 +50,5 @@ class TrexStartFailed(TrexServerError):
         self.log = log
 
 
-class TestbedMismatch(HostError):
+class HardwareMismatch(HostError):
     """A probed host differs from the testbed profile's expected hardware."""

@@ -683,7 +683,7 @@ def local_fingerprint(
     return collect_fingerprint(LocalRunner(), root=root, trex_dirs=trex_dirs)
 
 
-def testbed_fingerprint(hosts: Iterable[tuple[str, str, Fingerprint]]) -> dict[str, Any]:
+def manifest_fingerprint(hosts: Iterable[tuple[str, str, Fingerprint]]) -> dict[str, Any]:
     """The testbed's fingerprint for a run manifest, from (name, role, fingerprint) per
     host; its hash covers each host's role and key fields, not the host names."""
     entries: list[dict[str, Any]] = []

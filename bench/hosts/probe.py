@@ -19,7 +19,7 @@ from bench.hosts.fingerprint import (
     Fingerprint,
     collect_fingerprint,
     local_fingerprint,
-    testbed_fingerprint,
+    manifest_fingerprint,
 )
 from bench.hosts.ssh import SshTarget, connect
 from bench.profiles import TestbedProfile
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TestbedHost:
+class ProbeHost:
     name: str
     role: str
     target: SshTarget
@@ -46,17 +46,17 @@ class ProbeReport:
     def failed(self) -> bool:
         return has_mismatch(self.rows)
 
-    def testbed_fingerprint(self) -> dict[str, Any]:
-        return testbed_fingerprint(
+    def manifest_fingerprint(self) -> dict[str, Any]:
+        return manifest_fingerprint(
             (name, role, fp) for name, (role, fp) in self.fingerprints.items()
         )
 
 
-def testbed_hosts(profile: TestbedProfile) -> list[TestbedHost]:
+def testbed_hosts(profile: TestbedProfile) -> list[ProbeHost]:
     """The hosts to reach over SSH, with the generator's ports on the generator host."""
     ports = tuple(p.pci for p in profile.generator.ports if p.pci)
     hosts = [
-        TestbedHost(
+        ProbeHost(
             h.name,
             h.role,
             SshTarget.from_spec(h.address, h.ssh, profile.hosts),
@@ -68,7 +68,7 @@ def testbed_hosts(profile: TestbedProfile) -> list[TestbedHost]:
     gen = profile.generator
     if gen.ssh is not None and not any(h.role == "generator" for h in hosts):
         target = SshTarget.from_spec(gen.host, gen.ssh, profile.hosts)
-        hosts.insert(0, TestbedHost("generator", "generator", target, ports))
+        hosts.insert(0, ProbeHost("generator", "generator", target, ports))
     return hosts
 
 
@@ -119,7 +119,7 @@ def fingerprint_testbed(profile: TestbedProfile, *, root: str = "/") -> dict[str
     unreachable = [r for r in report.rows if r.property == "ssh"]
     if unreachable:
         raise HostError(unreachable[0].detail)
-    return report.testbed_fingerprint()
+    return report.manifest_fingerprint()
 
 
 def describe(fp: Fingerprint) -> list[tuple[str, str]]:

@@ -277,6 +277,9 @@ class SshRunner:
             client.close()
             self._close_jump()
             reason = exc.strerror or str(exc)
+            if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+                # one error per address tried; they say the same for a single address
+                reason = "; ".join(sorted({_strerror(e) for e in exc.errors.values()}))
             if isinstance(exc, socket.gaierror):
                 reason = f"cannot resolve the address ({reason})"
             raise HostUnreachable(
@@ -363,8 +366,12 @@ class SshRunner:
 
 
 def _drain(chan: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes | None]:
-    """Read stdout and stderr together until exit (so neither window fills and stalls
-    the other); (None, None) when the deadline passes first."""
+    """Read stdout and stderr together (so neither window fills and stalls the other)
+    until the channel's end; (None, None) when the deadline passes first.
+
+    The exit status is no end: sshd may send it before the last of stderr, so the end is
+    the channel's close, or its EOF once the exit status is in.
+    """
     out: list[bytes] = []
     err: list[bytes] = []
     while True:
@@ -372,12 +379,13 @@ def _drain(chan: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes
             out.append(chan.recv(65536))
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(65536))
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        ended = chan.closed or (chan.eof_received and chan.exit_status_ready())
+        if ended and not chan.recv_ready() and not chan.recv_stderr_ready():
             return b"".join(out), b"".join(err)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None, None
-        select.select([chan], [], [], min(remaining, 0.5))
+        select.select([chan], [], [], min(remaining, 0.05))
 
 
 class SftpFS:
@@ -422,3 +430,7 @@ __all__ = [
     "key_fingerprint",
     "parse_destination",
 ]
+
+
+def _strerror(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 import zmq
 
-from bench.hosts.errors import TrexServerError, TrexStartFailed
+from bench.hosts.errors import RemoteCommandFailed, TrexServerError, TrexStartFailed
 from bench.hosts.runner import Runner, write_file
 from bench.profiles import GeneratorSpec
 
@@ -172,10 +173,15 @@ class TrexServer:
         text = result.stdout.strip()
         if not text.isdigit():
             return None
-        return int(text) if self._alive(int(text)) else None
+        return int(text) if self.alive(int(text)) else None
 
-    def _alive(self, pid: int) -> bool:
-        return self.runner.run(f"kill -0 {pid} 2>/dev/null", check=False).ok
+    def alive(self, pid: int) -> bool:
+        # A zombie is dead: in containers whose init reaps late, kill -0 still succeeds
+        # on one, so read the state letter from /proc/<pid>/stat instead.
+        state = self.runner.run(
+            f"sed -E 's/^.*\\) ([A-Za-z]).*$/\\1/' /proc/{pid}/stat 2>/dev/null", check=False
+        ).stdout.strip()
+        return state not in ("", "Z", "X")
 
     def fetch_log(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
         """The end of the server's log ("" when it has none yet)."""
@@ -203,7 +209,13 @@ class TrexServer:
             f"{{ {env} setsid {command} > {shlex.quote(cfg.log_path)} 2>&1 < /dev/null & "
             f"echo $! > {shlex.quote(cfg.pid_path)}; cat {shlex.quote(cfg.pid_path)}; }}"
         )
-        result = self.runner.run(script)
+        try:
+            result = self.runner.run(script)
+        except RemoteCommandFailed as exc:
+            tail = exc.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise TrexServerError(
+                f"{self.where} could not be started in {cfg.install_dir}: {tail[0]}"
+            ) from exc
         pid = int(result.stdout.strip())
         log.info("%s: started %r (pid %d)", self.where, command, pid)
         return pid
@@ -215,7 +227,7 @@ class TrexServer:
         deadline = time.monotonic() + timeout_s
         pid = self._recorded_pid()
         while True:
-            if not self._alive(pid):
+            if not self.alive(pid):
                 text = self.fetch_log()
                 raise TrexStartFailed(
                     f"{self.where} exited during start-up: {_last_line(text)} "
@@ -223,6 +235,8 @@ class TrexServer:
                     text,
                 )
             try:
+                # a refused connection fails at once, where an RPC waits its timeout
+                _check_port(self.config.rpc_host, self.config.rpc_port)
                 version = self.version()
             except TrexServerError:
                 if time.monotonic() >= deadline:
@@ -267,7 +281,7 @@ class TrexServer:
             return False
         self.runner.run(f"kill -TERM -- -{pid} 2>/dev/null || kill -TERM {pid}", check=False)
         deadline = time.monotonic() + self.config.stop_timeout_s
-        while self._alive(pid):
+        while self.alive(pid):
             if time.monotonic() >= deadline:
                 log.warning("%s: pid %d ignored SIGTERM; killing it", self.where, pid)
                 self.runner.run(f"kill -KILL -- -{pid} 2>/dev/null", check=False)
@@ -287,6 +301,14 @@ class TrexServer:
             yield self.wait_ready()
         finally:
             self.stop()
+
+
+def _check_port(host: str, port: int, timeout_s: float = 1.0) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise TrexServerError(f"{host}:{port}: {exc}") from exc
 
 
 def _last_line(text: str) -> str:
