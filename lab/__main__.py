@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--trex-async-port", type=int, default=0)
     up.add_argument("--trex-api", default="auto", choices=["auto", *RELEASES])
     up.add_argument("--control-port", type=int, default=0)
+    up.add_argument("--nodes", type=int, default=3, help="worker nodes of the lab cluster")
+    up.add_argument("--vfs-per-node", type=int, default=8, help="SR-IOV VFs per node")
+    up.add_argument("--k8s-port", type=int, default=0, help="the Kubernetes API server's port")
     up.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         trex_async_port=args.trex_async_port,
         trex_api=args.trex_api,
         control_port=args.control_port,
+        nodes=args.nodes,
+        vfs_per_node=args.vfs_per_node,
+        k8s_port=args.k8s_port,
     )
     supervisor = Supervisor(options)
     try:

@@ -16,6 +16,7 @@ state.json (schema_version 1)::
     {"schema_version": 1, "pid": 123, "seed": 1, "time_scale": 200.0,
      "vendor": "vpp-router", "replicas": 1, "started_at": "...", "host": "127.0.0.1",
      "trex": {"host", "sync_port", "async_port", "api"},
+     "kubernetes": {"url", "kubeconfig", "context", "version", "nodes", "vfs_per_node"},
      "control": {"url"}, "services": {name: endpoints, ...}}
 """
 
@@ -36,6 +37,7 @@ from lab.clock import VirtualClock
 from lab.control import ControlService, trex_routes
 from lab.dataplane import DataPlane, load_vendor
 from lab.errors import LabError
+from lab.k8s.service import KubernetesService
 from lab.trex import TRexServer
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class LabOptions:
     trex_async_port: int = 0
     trex_api: str = "auto"
     control_port: int = 0
+    nodes: int = 3  # the Kubernetes-compatible cluster's worker nodes
+    vfs_per_node: int = 8  # SR-IOV VFs each node's device plugin offers
+    k8s_port: int = 0
 
 
 @dataclass
@@ -113,7 +118,7 @@ class TRexService:
 
 # Started in this order, stopped in reverse.  The control channel comes last so that it
 # can serve every route the others registered.
-SERVICES: list[Callable[[], Service]] = [TRexService, ControlService]
+SERVICES: list[Callable[[], Service]] = [TRexService, KubernetesService, ControlService]
 
 
 class Supervisor:
@@ -168,7 +173,11 @@ class Supervisor:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "host": LOOPBACK,
             "state_dir": str(opts.state_dir),
-            **{name: ep for name, ep in endpoints.items() if name in ("trex", "control")},
+            **{
+                name: ep
+                for name, ep in endpoints.items()
+                if name in ("trex", "control", "kubernetes")
+            },
             "services": endpoints,
         }
 

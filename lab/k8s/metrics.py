@@ -80,11 +80,19 @@ class MetricsEndpoint:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Stop serving.  The server loop notices within its poll interval (0.5 s), so
+        unless `wait` is set that happens on a helper thread and the caller moves on."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        closer = threading.Thread(target=self._shutdown, name="metrics-close", daemon=True)
+        closer.start()
+        if wait:
+            closer.join(timeout=5)
+
+    def _shutdown(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
