@@ -45,7 +45,8 @@ class CheckContext:
     sample_interval_s: float = 0.1  # in the generator's time base
     time_scale: float = 1.0  # generator time per wall second (a lab runs faster)
     limits: DisruptionLimits = DisruptionLimits()
-    ready_timeout_s: float = 120.0
+    ready_timeout_s: float = 300.0  # in the cluster's time base
+    poll_s: float = 1.0  # how often the checks look at the cluster, same time base
     metrics_port: int | None = None
     metrics_path: str = "/metrics"
     restarts_at_start: dict[str, int] | None = None
