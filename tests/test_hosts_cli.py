@@ -1,0 +1,140 @@
+"""``cnfbench hosts probe`` and ``cnfbench hosts fingerprint`` against a real sshd."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+
+from bench.hosts import local_fingerprint
+from tests.fixtures.hosts.sshd import Sshd, free_port, start_sshd
+
+Run = Callable[..., CompletedProcess[str]]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hosts"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("host") / "e810"
+    shutil.copytree(FIXTURES / "e810-sriov", root, symlinks=True)
+    return root
+
+
+def write_testbed(path: Path, sshd: Sshd, *, link_speed: str = "25Gbps", port: int = 0) -> Path:
+    path.write_text(
+        f"""\
+schema_version: 1
+kind: testbed
+name: probe-test
+generator:
+  type: trex
+  host: 127.0.0.1
+  ports:
+    - {{id: 0, speed: 25Gbps, pci: "0000:3b:00.0"}}
+    - {{id: 1, speed: 25Gbps, pci: "0000:3b:00.1"}}
+  ssh:
+    port: {port or sshd.port}
+    key_file: {sshd.user_key}
+    known_hosts: {sshd.known_hosts}
+    use_agent: false
+    timeout: 5s
+expected:
+  cpu_model: Intel(R) Xeon(R) Gold 6338N CPU @ 2.20GHz
+  nic_model: E810-XXV
+  nic_driver: vfio-pci
+  link_speed: {link_speed}
+  sriov_vfs: 8
+  hugepages: {{size: 1Gi, count: 32}}
+  isolated_cores: true
+"""
+    )
+    return path
+
+
+def test_probe_matching_testbed(cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path) -> None:
+    profile = write_testbed(tmp_path / "testbed.yaml", sshd)
+    result = cnfbench("-q", "hosts", "probe", str(profile), "--root", str(tree))
+    assert result.returncode == 0, result.stderr
+    assert "testbed probe-test" in result.stdout
+    assert result.stdout.count(" match ") == 7 and "mismatch" not in result.stdout
+    assert "worker-01" in result.stdout  # the fixture's hostname, read over SSH
+
+
+def test_probe_json_carries_the_manifest_fingerprint(
+    cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path
+) -> None:
+    profile = write_testbed(tmp_path / "testbed.yaml", sshd)
+    result = cnfbench("-q", "hosts", "probe", str(profile), "--root", str(tree), "--json")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert {r["status"] for r in body["rows"]} == {"match"}
+    (host,) = body["fingerprint"]["hosts"]
+    assert (host["name"], host["role"]) == ("generator", "generator")
+    assert host["fingerprint"]["sha256"] == local_fingerprint(str(tree)).sha256
+
+
+def test_probe_mismatch_exits_1(cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path) -> None:
+    profile = write_testbed(tmp_path / "testbed.yaml", sshd, link_speed="100Gbps")
+    result = cnfbench("-q", "hosts", "probe", str(profile), "--root", str(tree))
+    assert result.returncode == 1
+    assert "mismatch" in result.stdout and "slower than the standardized link" in result.stdout
+    assert "cnfbench: error: testbed probe-test: 1 mismatch(es)" in result.stderr
+
+
+def test_probe_unreachable_host_exits_1(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+    profile = write_testbed(tmp_path / "testbed.yaml", sshd, port=free_port())
+    result = cnfbench("-q", "hosts", "probe", str(profile), "--json")
+    assert result.returncode == 1
+    (row,) = json.loads(result.stdout)["rows"]
+    assert (row["property"], row["status"]) == ("ssh", "mismatch")
+    assert "Connection refused" in row["detail"]
+
+
+def test_probe_the_embedded_lab(cnfbench: Run) -> None:
+    result = cnfbench("-q", "hosts", "probe", "lab")
+    assert result.returncode == 0, result.stderr
+    assert "embedded lab" in result.stdout and "sha256" in result.stdout
+
+
+def test_probe_unknown_testbed_is_a_usage_error(cnfbench: Run) -> None:
+    result = cnfbench("-q", "hosts", "probe", "no-such-testbed")
+    assert result.returncode == 2
+    assert "no bundled testbed (have: cx6-2x100g, e810-2x25g, lab)" in result.stderr
+
+
+def test_fingerprint_command(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+    destination = f"root@127.0.0.1:{sshd.port}"
+    common = ["--key-file", str(sshd.user_key), "--no-agent"]
+    result = cnfbench(
+        "-q", "hosts", "fingerprint", destination, *common,
+        "--known-hosts", str(sshd.known_hosts), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sha256"] == local_fingerprint().sha256
+
+    empty = tmp_path / "known_hosts"
+    result = cnfbench(
+        "-q", "hosts", "fingerprint", destination, *common, "--known-hosts", str(empty)
+    )
+    assert result.returncode == 1 and "is not in" in result.stderr and not empty.exists()
+    result = cnfbench(
+        "-q", "hosts", "fingerprint", destination, *common, "--known-hosts", str(empty),
+        "--trust-new-host-key",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"[127.0.0.1]:{sshd.port}" in empty.read_text()
+
+    result = cnfbench("-q", "hosts", "fingerprint", "local", "--root", str(FIXTURES / "cx6-sriov"))
+    assert result.returncode == 0
+    assert "MT2892 Family [ConnectX-6 Dx] [mlx5_core] 100G, 16 VFs on mlx5_core" in result.stdout
