@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as figs
-from analysis.compare import comparison_frame, testbed_mismatches
+from analysis.compare import comparison_frame, mismatched_testbeds
 from analysis.errors import AnalysisError, ResultsError
 from analysis.latency import latency_table, tail_growth
 from analysis.loader import RunSet, find_run_dirs, load_runs
@@ -235,7 +235,7 @@ def derive(
 ) -> Derived:
     """Everything the annex states, from the data and `params` alone."""
     kind = kind or ("run" if len(runs.manifests) == 1 else "comparison")
-    mismatches = testbed_mismatches(runs)
+    mismatches = mismatched_testbeds(runs)
     comparison = None
     if kind == "comparison":
         comparison = comparison_frame(runs, params.baseline_vendor, force=params.force)

@@ -32,7 +32,7 @@ POINT_COLUMNS = ["replicas", "frame_size", "flows", "direction"]
 Z_95 = 1.959964
 
 
-class TestbedMismatch(AnalysisError):
+class MismatchedTestbeds(AnalysisError):
     """Runs of different testbeds were given for comparison without --force."""
 
     exit_code = 2
@@ -43,7 +43,7 @@ def _fingerprint(manifest: Mapping[str, Any]) -> tuple[str | None, dict[str, Any
     return testbed.get("fingerprint_sha256"), dict(testbed.get("fingerprint") or {})
 
 
-def testbed_mismatches(runs: RunSet) -> list[str]:
+def mismatched_testbeds(runs: RunSet) -> list[str]:
     """One line per run whose testbed fingerprint differs from the first run's."""
     ids = list(runs.manifests)
     if len(ids) < 2:
@@ -70,10 +70,10 @@ def testbed_mismatches(runs: RunSet) -> list[str]:
 
 
 def check_comparable(runs: RunSet, force: bool = False) -> list[str]:
-    """Raise `TestbedMismatch` if the runs' testbeds differ, unless `force`."""
-    mismatches = testbed_mismatches(runs)
+    """Raise `MismatchedTestbeds` if the runs' testbeds differ, unless `force`."""
+    mismatches = mismatched_testbeds(runs)
     if mismatches and not force:
-        raise TestbedMismatch(
+        raise MismatchedTestbeds(
             f"refusing to compare runs of different testbeds ({mismatches[0]}"
             f"{f'; and {len(mismatches) - 1} more' if len(mismatches) > 1 else ''}); "
             "pass --force to compare them normalised by line rate"
