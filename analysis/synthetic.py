@@ -112,6 +112,7 @@ class SyntheticSpec:
     testbed_name: str = "embedded-lab"
     nic_model: str = "Intel E810-XXV (emulated)"
     run_id: str | None = None
+    started_at: float = 1_800_000_000.0
     generator_short_at: tuple[int, str] | None = None  # (replicas, frame) where TX falls short
 
 
@@ -147,8 +148,8 @@ def _manifest(spec: SyntheticSpec, run_id: str) -> dict[str, Any]:
     profile_text = f"kind: traffic\nname: synthetic\nframe_sizes: {list(spec.frame_sizes)}\n"
     digest = hashlib.sha256(v.cnf.encode()).hexdigest()
     return {
-        "started_at": 1_800_000_000.0,
-        "finished_at": 1_800_003_600.0,
+        "started_at": spec.started_at,
+        "finished_at": spec.started_at + 3600.0,
         "cnf": {
             "name": v.cnf,
             "vendor": v.vendor,
