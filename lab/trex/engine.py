@@ -187,9 +187,11 @@ class Engine:
         port_macs: list[str],
         window_s: float = 1.0,
         events: EventSink | None = None,
+        start_hold_s: float = 0.0,
     ) -> None:
         self.dataplane = dataplane
         self.window_s = window_s
+        self.start_hold_s = start_hold_s
         self._events = events or (lambda _kind, _data: None)
         speeds = dataplane.port_speeds_bps
         self.ports = [
@@ -272,15 +274,28 @@ class Engine:
             raise EngineError("unable to start traffic - no streams attached to port")
         self.advance(now_s)
         factor = self._factor(port, streams, mul, force)
-        end_s = now_s + duration_s if duration_s > 0 else None
-        actives = self._schedule(port, streams, factor, now_s, end_s)
+        start_s = self._start_time(now_s)
+        end_s = start_s + duration_s if duration_s > 0 else None
+        actives = self._schedule(port, streams, factor, start_s, end_s)
         if self.trial is None:
             self.trial = self.dataplane.begin_trial()
-            self.trial_start_s = now_s
+            self.trial_start_s = start_s
             self.trials_run += 1
-        port.run = Run(port_id, now_s, end_s, factor, actives, profile)
+        port.run = Run(port_id, start_s, end_s, factor, actives, profile)
         self._port_event(port, EVENT_PORT_STARTED)
-        log.debug("port %d started at %.3f s, factor %.6g, end %s", port_id, now_s, factor, end_s)
+        log.debug("port %d starts at %.3f s, factor %.6g, end %s", port_id, start_s, factor, end_s)
+
+    def _start_time(self, now_s: float) -> float:
+        """When a start requested at `now_s` begins.
+
+        Clients start ports one RPC at a time.  On real TRex those RPCs are
+        microseconds apart; in lab time, scaled up, they would be seconds apart and
+        one direction would run alone at each end of a trial.  So a start waits
+        `start_hold_s`, and a start arriving while another port's start is pending
+        joins it, making both begin at the same instant.
+        """
+        pending = [p.run.started_s for p in self.ports if p.run and p.run.started_s > now_s]
+        return min(pending) if pending else now_s + self.start_hold_s
 
     def _factor(
         self, port: PortState, streams: list[Stream], mul: dict[str, Any], force: bool

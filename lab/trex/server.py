@@ -72,6 +72,7 @@ RELEASES = {
 }
 PUBLISH_INTERVAL_S = 0.2  # wall seconds between async stats; the legacy client times out at 3
 MAX_QUEUED_EVENTS = 10000
+START_HOLD_WALL_S = 0.04  # ports started within this much wall time begin together
 NO_API_H = frozenset({"api_sync", "api_sync_v2", "get_version", "ping"})
 
 
@@ -140,7 +141,13 @@ class TRexServer:
         self.api = api
         self.publish_interval_s = publish_interval_s
         macs = [mac_for(dataplane.seed, f"trex-port-{p}") for p in range(2)]
-        self.engine = Engine(dataplane, macs, window_s, events=self._on_event)
+        self.engine = Engine(
+            dataplane,
+            macs,
+            window_s,
+            events=self._on_event,
+            start_hold_s=START_HOLD_WALL_S * clock.time_scale,
+        )
         self.faults = Faults()
         self.rpc_calls = 0
         self._lock = threading.RLock()
