@@ -180,6 +180,22 @@ class PortSpec(Strict):
     vlan: int | None = Field(None, ge=1, le=4094)
 
 
+class TrexServerSpec(Strict):
+    """How the TRex server is run on the generator host (over ``generator.ssh``)."""
+
+    install_dir: str = "/opt/trex/current"  # the release directory holding t-rex-64
+    config_path: str = "/etc/trex_cfg.yaml"
+    command: str = "./t-rex-64 -i --cfg {cfg}"  # run in install_dir; {cfg}: config_path
+    log_path: str = "/tmp/cnfbench-trex.log"
+    pid_path: str = "/tmp/cnfbench-trex.pid"
+    start_timeout: Duration = 60.0
+    stop_timeout: Duration = 10.0
+    cores: tuple[Annotated[int, Field(ge=0)], ...] = ()  # data-plane threads; () keeps TRex's
+    master_core: int = Field(0, ge=0)
+    latency_core: int = Field(1, ge=0)
+    numa_node: int = Field(0, ge=0)
+
+
 class GeneratorSpec(Strict):
     type: Literal["trex", "nfvbench"] = "trex"
     host: str = "127.0.0.1"
@@ -190,6 +206,7 @@ class GeneratorSpec(Strict):
     nfvbench_url: str | None = None
     ports: tuple[PortSpec, ...] = Field(min_length=2)
     ssh: SshSpec | None = None
+    server: TrexServerSpec | None = None  # None: the TRex server is run by someone else
 
     @field_validator("ports")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -138,3 +139,69 @@ def test_fingerprint_command(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
     result = cnfbench("-q", "hosts", "fingerprint", "local", "--root", str(FIXTURES / "cx6-sriov"))
     assert result.returncode == 0
     assert "MT2892 Family [ConnectX-6 Dx] [mlx5_core] 100G, 16 VFs on mlx5_core" in result.stdout
+
+
+def write_trex_testbed(path: Path, sshd: Sshd, directory: Path, standin_ports: str) -> Path:
+    standin = FIXTURES / "trex_standin.py"
+    command = f"{sys.executable} {standin} -i --cfg {{cfg}} --ports {standin_ports}"
+    path.write_text(
+        f"""\
+schema_version: 1
+kind: testbed
+name: trex-test
+generator:
+  type: trex
+  host: 127.0.0.1
+  sync_port: {free_port()}
+  async_port: {free_port()}
+  ports:
+    - {{id: 0, speed: 25Gbps, pci: "0000:3b:00.0", dst_mac: "3c:fd:fe:a0:00:10"}}
+    - {{id: 1, speed: 25Gbps, pci: "0000:3b:00.1", dst_mac: "3c:fd:fe:a0:00:11"}}
+  ssh: {{port: {sshd.port}, key_file: {sshd.user_key}, known_hosts: {sshd.known_hosts},
+         use_agent: false}}
+  server:
+    install_dir: {directory}
+    config_path: {directory}/trex_cfg.yaml
+    log_path: {directory}/trex.log
+    pid_path: {directory}/trex.pid
+    command: "{command}"
+    start_timeout: 20s
+    cores: [2, 3]
+"""
+    )
+    return path
+
+
+def test_trex_server_commands(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+    profile = str(write_trex_testbed(tmp_path / "testbed.yaml", sshd, tmp_path, "3b:00.0,3b:00.1"))
+    config = cnfbench("-q", "hosts", "trex", "config", profile)
+    assert config.returncode == 0 and "dual_if:" in config.stdout
+
+    started = cnfbench("-q", "hosts", "trex", "start", profile)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("TRex v3.04 ready on 127.0.0.1:")
+    try:
+        assert (tmp_path / "trex_cfg.yaml").read_text() == config.stdout
+        status = cnfbench("-q", "hosts", "trex", "status", profile)
+        assert status.returncode == 0 and "version v3.04" in status.stdout
+        log = cnfbench("-q", "hosts", "trex", "log", profile)
+        assert "zmq rpc server listening" in log.stdout
+    finally:
+        stopped = cnfbench("-q", "hosts", "trex", "stop", profile)
+    assert stopped.stdout == "stopped\n"
+    status = cnfbench("-q", "hosts", "trex", "status", profile)
+    assert status.returncode == 1 and "is not running" in status.stderr
+
+
+def test_trex_start_failure_prints_the_log(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+    profile = str(write_trex_testbed(tmp_path / "testbed.yaml", sshd, tmp_path, "af:00.0"))
+    result = cnfbench("-q", "hosts", "trex", "start", profile)
+    assert result.returncode == 1
+    assert "EAL: Cannot find device 0000:3b:00.0" in result.stderr
+    assert "cnfbench: error: root@127.0.0.1" in result.stderr
+    assert "exited during start-up: ERROR in DPDK initialization" in result.stderr
+
+
+def test_trex_commands_need_a_generator_over_ssh(cnfbench: Run) -> None:
+    result = cnfbench("-q", "hosts", "trex", "status", "lab")
+    assert result.returncode == 2 and "generator.ssh" in result.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ from rich.table import Table
 
 from bench.errors import InputError
 from bench.hosts.compare import Status, comparison_table
-from bench.hosts.errors import HardwareMismatch
+from bench.hosts.errors import HardwareMismatch, TrexServerError, TrexStartFailed
 from bench.hosts.fingerprint import Fingerprint, collect_fingerprint, local_fingerprint
-from bench.hosts.probe import describe, probe_testbed
+from bench.hosts.probe import describe, probe_testbed, testbed_hosts
 from bench.hosts.ssh import SshTarget, connect, parse_destination
+from bench.hosts.trex import TrexServer, TrexServerConfig, trex_config_for
 from bench.profiles import PROFILES_DIR, TestbedProfile, load_profile
 
 
@@ -136,3 +139,79 @@ def fingerprint_command(
         click.echo(json.dumps(fp.to_dict(), indent=2, sort_keys=True))
     else:
         _console().print(_fingerprint_table(host, fp))
+
+
+# --- the TRex server ------------------------------------------------------------------
+
+
+@hosts_group.group("trex")
+def trex_group() -> None:
+    """Run the TRex server on a testbed's generator host (its generator.server section)."""
+
+
+@contextmanager
+def _trex_server(testbed: str) -> Iterator[tuple[TestbedProfile, TrexServer]]:
+    """The TRex server of TESTBED's generator, over an open SSH session."""
+    path = resolve_testbed(testbed)
+    profile: TestbedProfile = load_profile(path, TestbedProfile).profile
+    generator = next((h for h in testbed_hosts(profile) if h.role == "generator"), None)
+    if generator is None or profile.generator.type != "trex":
+        raise InputError(
+            f"{path}: generator: a TRex generator with ssh settings (generator.ssh, or a "
+            "host with role generator) is needed to run its server"
+        )
+    with connect(generator.target) as runner:
+        yield profile, TrexServer(runner, TrexServerConfig.for_generator(profile.generator))
+
+
+@trex_group.command("config")
+@click.argument("testbed")
+def trex_config_command(testbed: str) -> None:
+    """Print the TRex config (trex_cfg.yaml) for TESTBED's generator."""
+    profile: TestbedProfile = load_profile(resolve_testbed(testbed), TestbedProfile).profile
+    click.echo(trex_config_for(profile.generator), nl=False)
+
+
+@trex_group.command("start")
+@click.argument("testbed")
+@click.option("--keep-config", is_flag=True, help="Use the config file already on the host.")
+def trex_start_command(testbed: str, keep_config: bool) -> None:
+    """Write the config, start the server in the background and wait for its RPC port."""
+    with _trex_server(testbed) as (profile, server):
+        if not keep_config:
+            server.write_config(trex_config_for(profile.generator))
+        pid = server.start()
+        try:
+            version = server.wait_ready()
+        except TrexStartFailed as exc:
+            click.echo(exc.log, err=True, nl=False)
+            raise
+    config = server.config
+    click.echo(f"TRex {version.version} ready on {config.rpc_host}:{config.rpc_port} (pid {pid})")
+
+
+@trex_group.command("stop")
+@click.argument("testbed")
+def trex_stop_command(testbed: str) -> None:
+    """Stop the server that `cnfbench hosts trex start` started."""
+    with _trex_server(testbed) as (_, server):
+        click.echo("stopped" if server.stop() else "not running")
+
+
+@trex_group.command("status")
+@click.argument("testbed")
+def trex_status_command(testbed: str) -> None:
+    """Say whether the server runs and its version; exit 1 when it does not run."""
+    with _trex_server(testbed) as (_, server):
+        pid = server.pid()
+        if pid is None:
+            raise TrexServerError(f"{server.where} is not running")
+        click.echo(f"running (pid {pid}), version {server.version().version}")
+
+
+@trex_group.command("log")
+@click.argument("testbed")
+def trex_log_command(testbed: str) -> None:
+    """Print the end of the server's log."""
+    with _trex_server(testbed) as (_, server):
+        click.echo(server.fetch_log(), nl=False)

@@ -84,7 +84,13 @@ def render_trex_config(
 
 
 def trex_config_for(generator: GeneratorSpec, platform: TrexPlatform | None = None) -> str:
-    """The config for a testbed profile's generator: its ports' PCI addresses and MACs."""
+    """The config for a testbed profile's generator: its ports' PCI addresses and MACs,
+    and the CPU placement of its ``server`` section unless ``platform`` is given."""
+    server = generator.server
+    if platform is None and server is not None and server.cores:
+        platform = TrexPlatform(
+            server.master_core, server.latency_core, server.numa_node, tuple(server.cores)
+        )
     missing = [str(p.id) for p in generator.ports if p.pci is None]
     if missing:
         raise TrexServerError(
@@ -127,12 +133,25 @@ class TrexServerConfig:
 
     @classmethod
     def for_generator(cls, generator: GeneratorSpec, **overrides: Any) -> TrexServerConfig:
-        return cls(
-            rpc_host=generator.host,
-            rpc_port=generator.sync_port,
-            async_port=generator.async_port,
-            **overrides,
-        )
+        """From the profile's generator (its ``server`` section when it has one)."""
+        fields: dict[str, Any] = {
+            "rpc_host": generator.host,
+            "rpc_port": generator.sync_port,
+            "async_port": generator.async_port,
+        }
+        server = generator.server
+        if server is not None:
+            fields.update(
+                install_dir=server.install_dir,
+                config_path=server.config_path,
+                log_path=server.log_path,
+                pid_path=server.pid_path,
+                command=server.command,
+                start_timeout_s=server.start_timeout,
+                stop_timeout_s=server.stop_timeout,
+            )
+        fields.update(overrides)
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
