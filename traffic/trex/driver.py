@@ -24,6 +24,7 @@ seconds since `start_continuous`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -321,9 +322,12 @@ class TrexGenerator:
     # --- continuous traffic
 
     def start_continuous(self, streams: StreamSpec, load_pps: float) -> None:
+        """Start load without a duration; the latency streams are left out (latency is
+        measured by latency trials, and packet-group latency read while traffic runs
+        is not yet settled)."""
         if self._channel is None or self.info is None:
             raise GeneratorError("open the TRex generator before starting traffic")
-        plan = self.plan(streams)
+        plan = self.plan(dataclasses.replace(streams, latency_rate_pps=0.0))
         stats = self._channel.request(
             "start",
             self.config.request_timeout_s,
