@@ -307,7 +307,7 @@ class TRexServer:
             )
 
     def _check_api_h(self, method: str, params: dict[str, Any]) -> None:
-        if method in NO_API_H and "api_h" not in params:
+        if method in NO_API_H:
             return
         if params.get("api_h") not in self._api_handles:
             raise RpcError("API handler provided mismatch")
