@@ -25,7 +25,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from bench.checks.context import CheckContext
-from bench.checks.registry import Need, Outcome, failed, passed, skipped
+from bench.checks.kube import ClusterError, KubeView
+from bench.checks.registry import (
+    Category,
+    Need,
+    Outcome,
+    Resource,
+    Status,
+    Weight,
+    check,
+    failed,
+    passed,
+    skipped,
+)
+from bench.checks.runtime import view
 from bench.errors import BenchError
 from traffic.model import TrafficSample
 
@@ -35,7 +48,6 @@ NEEDS = (Need.CLUSTER, Need.GENERATOR)
 LOSSY_SAMPLE_RATIO = 1e-4  # a sample losing more than this share of its frames is lossy
 SETTLE_SAMPLES = 5  # loss-free samples after the event before the traffic stops
 BASELINE_SAMPLES = 3
-MAX_SAMPLES_AFTER_EVENT = 400
 
 
 class DisruptionError(BenchError):
@@ -59,6 +71,11 @@ class DisruptionFigures:
         out = asdict(self)
         out.pop("event")
         return {k: float(v) for k, v in out.items()}
+
+
+def _lossy(sample: TrafficSample) -> bool:
+    lost = sample.offered - sample.forwarded
+    return sample.offered > 0 and lost / sample.offered > LOSSY_SAMPLE_RATIO
 
 
 def figures_from_samples(
@@ -85,7 +102,7 @@ def figures_from_samples(
     last_loss_s = 0.0
     for s in samples:
         length_s = s.offered / load_pps
-        if s.offered > 0 and (s.offered - s.forwarded) / s.offered > LOSSY_SAMPLE_RATIO:
+        if _lossy(s):
             first_loss_s = start_s if first_loss_s is None else first_loss_s
             last_loss_s = start_s + length_s
         start_s += length_s
@@ -154,24 +171,158 @@ def under_traffic(
         log.info("%s: triggering at %d replicas under %.0f pps", event, replicas, load_pps)
         start_event()
         clean = 0
-        for _ in range(MAX_SAMPLES_AFTER_EVENT):
+        elapsed_s = 0.0  # generator time since the event, from the frames offered
+        while clean < SETTLE_SAMPLES:
+            if elapsed_s > ctx.ready_timeout_s:
+                raise DisruptionError(
+                    f"{event}: the CNF did not settle within {ctx.ready_timeout_s:g} s"
+                )
             _sleep_interval(ctx)
             sample = generator.sample_continuous()
-            lossy = sample.offered > 0 and sample.offered - sample.forwarded > 0
+            elapsed_s += sample.offered / load_pps
             done = event_done()
-            clean = clean + 1 if (done and not lossy) else 0
-            if clean >= SETTLE_SAMPLES:
-                break
-        else:
-            raise DisruptionError(
-                f"{event}: the CNF did not settle within {MAX_SAMPLES_AFTER_EVENT} samples"
-            )
+            clean = clean + 1 if (done and not _lossy(sample)) else 0
     finally:
         samples = generator.stop_continuous()
     return figures_from_samples(event, samples, load_pps, replicas, BASELINE_SAMPLES)
 
 
-def _skip_if_single(ctx: CheckContext, replicas: int) -> Outcome | None:
+def _skip_if_single(_ctx: CheckContext, replicas: int) -> Outcome | None:
     if replicas < 2:
         return skipped(f"the workload runs {replicas} replica; disruption needs at least 2")
     return None
+
+
+def _discard(fn: Callable[[], object]) -> Callable[[], None]:
+    def call() -> None:
+        fn()
+
+    return call
+
+
+def _workload(kube: KubeView) -> Resource:
+    return Resource(kube.kind, kube.namespace, kube.name)
+
+
+def _prepared(ctx: CheckContext) -> tuple[KubeView, int] | Outcome:
+    kube = view(ctx)
+    replicas = kube.spec_replicas()
+    if (skip := _skip_if_single(ctx, replicas)) is not None:
+        return skip
+    if not kube.rolled_out():
+        kube.wait_for(f"{replicas} ready replicas", kube.rolled_out, ctx.ready_timeout_s)
+    return kube, replicas
+
+
+def _measured(ctx: CheckContext, run: Callable[[], DisruptionFigures], kube: KubeView) -> Outcome:
+    try:
+        figures = run()
+    except ClusterError as exc:
+        return failed(f"the event did not complete: {exc}", [_workload(kube)])
+    outcome = judge(figures, ctx)
+    if outcome.status is Status.FAILED:
+        return failed(outcome.message, [_workload(kube)], outcome.evidence, **outcome.figures)
+    return outcome
+
+
+@check(
+    "disruption-pod-delete",
+    title="Frames lost when a pod is deleted under traffic",
+    category=Category.STATELESSNESS,
+    weight=Weight.NORMAL,
+    needs=NEEDS,
+    overview="With continuous traffic at a fraction of the measured NDR, one ready pod is "
+    "deleted; the frames lost and the outage time (RFC 6201 frame-loss method) until the "
+    "workload is whole again are measured and held against the tier profile's limits.",
+    rationale="A pod is lost at every node failure, eviction or drain; what that costs in "
+    "dropped packets is what the network's users see.",
+    remediation="Shorten the time flows stay pinned to a dead replica (faster flow "
+    "re-steering, shorter readiness failure detection, graceful shutdown that drains).",
+)
+def disruption_pod_delete(ctx: CheckContext) -> Outcome:
+    prepared = _prepared(ctx)
+    if isinstance(prepared, Outcome):
+        return prepared
+    kube, replicas = prepared
+    victim = kube.ready_pods()[0]["metadata"]["name"]
+
+    def recovered() -> bool:
+        pods = kube.ready_pods()
+        return len(pods) >= replicas and all(p["metadata"]["name"] != victim for p in pods)
+
+    def run() -> DisruptionFigures:
+        return under_traffic(
+            ctx, "pod deletion", lambda: kube.delete_pod(victim), recovered, replicas
+        )
+
+    return _measured(ctx, run, kube)
+
+
+@check(
+    "disruption-rolling-update",
+    title="Frames lost in a rolling update under traffic",
+    category=Category.INSTALLABILITY_AND_UPGRADEABILITY,
+    weight=Weight.NORMAL,
+    needs=NEEDS,
+    overview="With continuous traffic at a fraction of the measured NDR, the workload is "
+    "rolled out to a new revision; frames lost and outage time over the whole rollout are "
+    "held against the tier profile's limits.",
+    rationale="Upgrades are routine; a rolling update that drops traffic at every pod it "
+    "replaces makes every upgrade a maintenance window.",
+    remediation="Drain a pod before it stops (preStop hook, termination grace), surge new "
+    "pods before removing old ones (maxSurge >= 1, maxUnavailable 0).",
+)
+def disruption_rolling_update(ctx: CheckContext) -> Outcome:
+    prepared = _prepared(ctx)
+    if isinstance(prepared, Outcome):
+        return prepared
+    kube, replicas = prepared
+
+    def run() -> DisruptionFigures:
+        return under_traffic(
+            ctx,
+            "rolling update",
+            _discard(kube.restart_rollout),
+            kube.rolled_out,
+            replicas,
+        )
+
+    return _measured(ctx, run, kube)
+
+
+@check(
+    "disruption-scale-in",
+    title="Frames lost when scaling in under traffic",
+    category=Category.SCALABILITY,
+    weight=Weight.NORMAL,
+    needs=NEEDS,
+    overview="With continuous traffic at a fraction of the measured NDR, the workload is "
+    "scaled in by one replica; frames lost and outage time are held against the tier "
+    "profile's limits.  The replica count is restored afterwards.",
+    rationale="Scaling in follows the load down; it must not cost the flows of the "
+    "replica that goes away.",
+    remediation="Move flows off a replica before it terminates (preStop drain, connection "
+    "draining in the front) and keep the termination grace above the drain time.",
+)
+def disruption_scale_in(ctx: CheckContext) -> Outcome:
+    prepared = _prepared(ctx)
+    if isinstance(prepared, Outcome):
+        return prepared
+    kube, replicas = prepared
+
+    def run() -> DisruptionFigures:
+        return under_traffic(
+            ctx, "scale-in", lambda: kube.scale(replicas - 1), kube.rolled_out, replicas
+        )
+
+    try:
+        return _measured(ctx, run, kube)
+    finally:
+        kube.scale_and_wait(replicas, ctx.ready_timeout_s)
+
+
+DISRUPTION_CHECK_IDS = (
+    "disruption-pod-delete",
+    "disruption-rolling-update",
+    "disruption-scale-in",
+)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch  # untyped: used through Any
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -239,6 +241,99 @@ class KubeView:
     def template_annotations(self) -> Mapping[str, str]:
         meta = self.workload()["spec"]["template"].get("metadata") or {}
         return dict(meta.get("annotations") or {})
+
+
+class PodWatch:
+    """The workload's pods as a watch sees them: every change, not only polled states.
+
+    A rollout on a fast cluster (or a lab) can pass through a moment with no ready
+    replica between two polls; the watch sees it.  `fewest_ready` is the smallest
+    number of ready, not-terminating pods seen since `start`.
+    """
+
+    def __init__(self, kube: KubeView) -> None:
+        self.kube = kube
+        watch_type: Any = k8s_watch.Watch
+        self._watch: Any = watch_type()
+        self._pods: dict[str, bool] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self.fewest_ready = 0
+        self.error: str | None = None
+
+    def __enter__(self) -> PodWatch:
+        kube = self.kube
+        selector = kube.selector()
+        listed = kube._call(
+            "list pods", kube.core.list_namespaced_pod, kube.namespace, label_selector=selector
+        )
+        for pod in listed.items:
+            self._pods[pod.metadata.name] = _serving(kube._plain(pod))
+        self.fewest_ready = self.ready
+        version = listed.metadata.resource_version
+        self._thread = threading.Thread(
+            target=self._run, args=(selector, version), name="pod-watch", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    @property
+    def ready(self) -> int:
+        return sum(self._pods.values())
+
+    def ready_names(self) -> set[str]:
+        with self._lock:
+            return {name for name, ok in self._pods.items() if ok}
+
+    def _run(self, selector: str, version: str) -> None:
+        kube = self.kube
+        try:
+            for event in self._watch.stream(
+                kube.core.list_namespaced_pod,
+                kube.namespace,
+                label_selector=selector,
+                resource_version=version,
+            ):
+                pod = kube._plain(event["object"])
+                name = pod["metadata"]["name"]
+                with self._changed:
+                    if event["type"] == "DELETED":
+                        self._pods.pop(name, None)
+                    else:
+                        self._pods[name] = _serving(pod)
+                    self.fewest_ready = min(self.fewest_ready, self.ready)
+                    self._changed.notify_all()
+        except (ApiException, HTTPError, ValueError) as exc:
+            with self._changed:
+                self.error = f"watching pods: {exc}"
+                self._changed.notify_all()
+
+    def wait(self, what: str, condition: Callable[[], bool], timeout_s: float) -> float:
+        """Wait for `condition`, evaluated at every pod change and every poll."""
+        kube = self.kube
+        start = kube.now_s()
+        while True:
+            if condition():
+                return kube.now_s() - start
+            if self.error is not None:
+                raise ClusterError(self.error)
+            if kube.now_s() - start > timeout_s:
+                raise ClusterError(
+                    f"{kube.kind} {kube.namespace}/{kube.name}: {what} not reached within "
+                    f"{timeout_s:g} s"
+                )
+            with self._changed:
+                self._changed.wait(kube.poll_s / kube.time_scale)
+
+
+def _serving(pod: Obj) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and pod_ready(pod)
 
 
 def pod_ready(pod: Obj) -> bool:

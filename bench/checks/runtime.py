@@ -411,7 +411,13 @@ def rollback(ctx: CheckContext) -> Outcome:
     try:
         if len(kube.revisions()) < 2:
             _rollout(kube, ctx, kube.restart_rollout)
-        before = kube.revisions()[-2][1]["spec"]["template"]["metadata"].get("annotations") or {}
+        revisions = kube.revisions()
+        if len(revisions) < 2:
+            return failed(
+                "no previous revision to roll back to (is revisionHistoryLimit 0?)",
+                [_workload(kube)],
+            )
+        before = revisions[-2][1]["spec"]["template"]["metadata"].get("annotations") or {}
         rollout_s, fewest = _rollout(kube, ctx, kube.rollback)
     except ClusterError as exc:
         return failed(str(exc), [_workload(kube)])
