@@ -560,18 +560,11 @@ def _sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any
                 ("table", (comparison_rows(summary), COMPARISON_COLUMNS)),
             ])
         )  # fmt: skip
-    sections.append(
-        ("Results per replica count", [("table", (results["summary"], SUMMARY_COLUMNS))])
-    )
-    sections.append(
-        ("Scaling fits", [
-            ("text", "Parameters are shown only for trustworthy fits; otherwise the reasons "
-             "are given instead."),
-            ("table", (results["fits"], FIT_COLUMNS)),
-        ])
-    )  # fmt: skip
-    sections.append(("Latency", [("table", (results["latency"], LATENCY_COLUMNS))]))
-    if results["sessions"]:
+    if summary["kind"] == "comparison":
+        sections += _vendor_sections(summary)
+    else:
+        sections += _run_sections(summary)
+    if results["sessions"] and summary["kind"] == "run":
         sections.append(("Sessions", [("table", (results["sessions"], [
             ("run_id", "run"), ("replicas", "replicas"), ("session_capacity_flows", "capacity"),
             ("per_replica_flows", "per replica"), ("efficiency", "efficiency")]))]))  # fmt: skip
@@ -585,6 +578,105 @@ def _sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any
         ])
     )  # fmt: skip
     return sections
+
+
+def _run_sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    results = summary["results"]
+    return [
+        ("Results per replica count", [("table", (results["summary"], SUMMARY_COLUMNS))]),
+        ("Scaling fits", [
+            ("text", "Parameters are shown only for trustworthy fits; otherwise the reasons "
+             "are given instead."),
+            ("table", (results["fits"], FIT_COLUMNS)),
+        ]),
+        ("Latency", [("table", (results["latency"], LATENCY_COLUMNS))]),
+    ]  # fmt: skip
+
+
+def _frame_of(rows: Sequence[Mapping[str, Any]], vendors: Mapping[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    if not frame.empty:
+        frame["vendor"] = frame["run_id"].map(vendors)
+        frame = frame.replace({"inf": math.inf, "-inf": -math.inf})
+    return frame
+
+
+def vendor_tables(summary: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per-vendor aggregates of a comparison summary (for reading; the per-run rows are
+    in the summary itself): results per point, fits, and latency."""
+    vendors = {r["run_id"]: r["cnf"]["vendor"] for r in summary["runs"]}
+    results = summary["results"]
+    out: dict[str, list[dict[str, Any]]] = {"summary": [], "fits": [], "latency": []}
+    points = _frame_of(results["summary"], vendors)
+    if not points.empty:
+        keys = ["vendor", "frame_size", "replicas"]
+        numeric = ["ndr_mpps", "pdr_mpps", "ndr_gbps", "efficiency", "p99_us_at_50",
+                   "p99_us_at_90", "session_capacity_flows"]  # fmt: skip
+        means = points.groupby(keys)[numeric].mean().reset_index()
+        means["runs"] = points.groupby(keys).size().to_numpy()
+        out["summary"] = _records(means)
+    fits = _frame_of(results["fits"], vendors)
+    if not fits.empty:
+        rows = []
+        for key, part in fits.groupby(["vendor", "frame_size", "goal", "model"], sort=True):
+            trusted = part[part["verdict"] == "trustworthy"]
+            row: dict[str, Any] = dict(zip(("vendor", "frame_size", "goal", "model"), key,
+                                           strict=True))  # fmt: skip
+            row["runs"] = len(part)
+            row["trustworthy"] = len(trusted)
+            for name in ("sigma", "kappa", "peak_replicas", "max_worth_replicas"):
+                values = trusted[name].astype(float) if name in trusted else pd.Series([])
+                row[f"{name}_median"] = float(values.median()) if len(values) else None
+                row[f"{name}_min"] = float(values.min()) if len(values) else None
+                row[f"{name}_max"] = float(values.max()) if len(values) else None
+            reasons = part.loc[part["verdict"] != "trustworthy", "reasons"]
+            row["reasons"] = str(reasons.mode().iloc[0]) if len(reasons) else ""
+            rows.append(row)
+        out["fits"] = [_jsonable(r) for r in rows]
+    latency = _frame_of(results["latency"], vendors)
+    if not latency.empty:
+        keys = ["vendor", "frame_size", "replicas", "load_label"]
+        columns = ["load_fraction_ndr", "p50_us", "p99_us", "p999_us"]
+        table = latency.groupby(keys)[columns].median().reset_index()
+        out["latency"] = _records(table.sort_values(["vendor", "frame_size", "replicas",
+                                                     "load_fraction_ndr"]))  # fmt: skip
+    return out
+
+
+VENDOR_SUMMARY_COLUMNS = [
+    ("vendor", "vendor"), ("frame_size", "frame"), ("replicas", "replicas"), ("runs", "runs"),
+    ("ndr_mpps", "NDR Mpps"), ("pdr_mpps", "PDR Mpps"), ("ndr_gbps", "NDR Gbps (L1)"),
+    ("efficiency", "E(R)"), ("p99_us_at_50", "p99 µs @50%"), ("p99_us_at_90", "p99 µs @90%"),
+    ("session_capacity_flows", "sessions"),
+]  # fmt: skip
+VENDOR_FIT_COLUMNS = [
+    ("vendor", "vendor"), ("frame_size", "frame"), ("goal", "goal"), ("model", "model"),
+    ("runs", "runs"), ("trustworthy", "trustworthy"), ("sigma_median", "σ median"),
+    ("sigma_min", "σ min"), ("sigma_max", "σ max"), ("kappa_median", "κ median"),
+    ("peak_replicas_median", "R* median"), ("max_worth_replicas_median", "worth up to"),
+    ("reasons", "commonest reason when not trustworthy"),
+]  # fmt: skip
+VENDOR_LATENCY_COLUMNS = [
+    ("vendor", "vendor"), ("frame_size", "frame"), ("replicas", "replicas"),
+    ("load_label", "load"), ("load_fraction_ndr", "of NDR"), ("p50_us", "p50 µs"),
+    ("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"),
+]  # fmt: skip
+
+
+def _vendor_sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    tables = vendor_tables(summary)
+    note = ("text", "Means (latency: medians) over each vendor's runs; every run's own rows "
+            "are in summary.json.")  # fmt: skip
+    return [
+        ("Results per vendor and replica count",
+         [note, ("table", (tables["summary"], VENDOR_SUMMARY_COLUMNS))]),
+        ("Scaling fits per vendor", [
+            ("text", "Over the trustworthy fits of each vendor's runs; fits that are not "
+             "trustworthy contribute no parameters."),
+            ("table", (tables["fits"], VENDOR_FIT_COLUMNS)),
+        ]),
+        ("Latency per vendor", [note, ("table", (tables["latency"], VENDOR_LATENCY_COLUMNS))]),
+    ]  # fmt: skip
 
 
 def render_html(summary: Mapping[str, Any], rendered: Sequence[RenderedFigure]) -> str:

@@ -88,25 +88,65 @@ def _encodings(value: object) -> list[str]:
     return [value]
 
 
+def _latency_trials(runs: RunSet, run_id: str | None) -> pd.DataFrame:
+    """Valid latency trials with a ``load_label``: the extra field when the sweep wrote
+    one, else what follows ``latency-`` in the trial's phase."""
+    trials = runs.trials
+    if trials.empty or "kind" not in trials:
+        return pd.DataFrame()
+    rows = trials[(trials["kind"] == "latency") & (trials["valid"].astype(bool))].copy()
+    if run_id is not None:
+        rows = rows[rows["run_id"] == run_id]
+    label = rows["load_label"] if "load_label" in rows else pd.Series(None, index=rows.index)
+    if "phase" in rows:
+        from_phase = rows["phase"].astype("string").str.removeprefix("latency-")
+        label = label.where(label.notna(), from_phase)
+    rows["load_label"] = label
+    rows["load_pps"] = rows["intended_load_pps"]
+    return rows
+
+
 def _latency_rows(runs: RunSet, run_id: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The rows to summarise and their histogram columns.  Latency records are preferred;
+    when they carry no histograms, the histograms of their latency trials are attached."""
     points = runs.points
     if not points.empty and "measure" in points:
         rows = points[points["measure"] == "latency"]
         if run_id is not None:
             rows = rows[rows["run_id"] == run_id]
         if not rows.empty:
-            return rows, [c for c in rows.columns if HDRH_COLUMN.match(c)]
+            columns = [c for c in rows.columns if HDRH_COLUMN.match(c)]
+            if columns and rows[columns].notna().any(axis=None):
+                return rows, columns
+            return _with_trial_histograms(rows, _latency_trials(runs, run_id)), ["trial_hdrh"]
     # no latency records: fall back to the latency trials themselves
-    trials = runs.trials
-    if trials.empty or "kind" not in trials:
-        return pd.DataFrame(), []
-    rows = trials[(trials["kind"] == "latency") & (trials["valid"].astype(bool))].copy()
-    if run_id is not None:
-        rows = rows[rows["run_id"] == run_id]
-    rows["load_pps"] = rows["intended_load_pps"]
-    if "load_label" not in rows:
-        rows["load_label"] = None
+    rows = _latency_trials(runs, run_id)
     return rows, ["hdrh"] if "hdrh" in rows else []
+
+
+def _with_trial_histograms(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    keys = [*LATENCY_KEYS, "load_label"]
+    rows = rows.copy()
+    if trials.empty or "hdrh" not in trials:
+        rows["trial_hdrh"] = None
+        return rows
+    found = trials[trials["hdrh"].notna()]
+    # all histograms of one point and load, as one JSON object per record
+    merged = found.groupby(keys, sort=False)["hdrh"].agg(
+        lambda values: json.dumps(
+            {f"{i}:{lane}": h for i, v in enumerate(values) for lane, h in json.loads(v).items()}
+        )
+    )
+    rows["load_label"] = rows["load_label"].astype(str)
+    lookup = merged.rename("trial_hdrh").reset_index()
+    lookup["load_label"] = lookup["load_label"].astype(str)
+    for key in ("replicas", "flows"):
+        lookup[key] = lookup[key].astype(int)
+        rows[key] = rows[key].astype(int)
+    for key in ("frame_size", "direction", "run_id"):
+        lookup[key] = lookup[key].astype(str)
+        rows[key] = rows[key].astype(str)
+    return rows.merge(lookup, on=keys, how="left")
 
 
 def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
@@ -135,7 +175,7 @@ def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
         key_values: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
         record: dict[str, Any] = dict(zip(keys, key_values, strict=True))
         record["load_pps"] = float(group["load_pps"].mean())
-        encoded = [e for i in positions for e in per_row[i]]
+        encoded = list(dict.fromkeys(e for i in positions for e in per_row[i]))
         hist = merge_histograms(encoded, f"run {record['run_id']}")
         if hist is not None and hist.get_total_count() > 0:
             record.update(histogram_stats_us(hist), source="hdr")

@@ -138,32 +138,39 @@ def _clip(params: FloatArray, free_kappa: bool) -> FloatArray:
 def _batched_lm(
     r: FloatArray, y: FloatArray, start: FloatArray, free_kappa: bool, iterations: int = 60
 ) -> FloatArray:
-    """Levenberg–Marquardt for many data sets y (B, N) at once, within the bounds."""
+    """Levenberg–Marquardt for many data sets y (B, N) at once, within the bounds.
+
+    Data sets leave the iteration once their cost stops improving (relative change below
+    1e-12 on an accepted step, or a damping so large that no step is taken).
+    """
     k = 3 if free_kappa else 2
     params = _clip(np.repeat(start[None, :], y.shape[0], axis=0), free_kappa)
     damping = np.full(y.shape[0], 1e-3)
     cost = np.sum((y - _model_values(r, params)) ** 2, axis=1)
+    active = np.arange(y.shape[0])
     eye = np.eye(k)
     for _ in range(iterations):
-        jac = _model_jacobian(r, params, free_kappa)
-        resid = y - _model_values(r, params)
+        if active.size == 0:
+            break
+        p, ya, mu = params[active], y[active], damping[active]
+        jac = _model_jacobian(r, p, free_kappa)
+        resid = ya - _model_values(r, p)
         jac_t = jac.transpose(0, 2, 1)
         jtj = jac_t @ jac
         jtr = jac_t @ resid[:, :, None]
-        diag = jtj * eye
-        system = jtj + damping[:, None, None] * (diag + 1e-12 * eye)
+        system = jtj + mu[:, None, None] * (jtj * eye + 1e-12 * eye)
         step = np.linalg.solve(system, jtr)[:, :, 0]
-        trial = params.copy()
+        trial = p.copy()
         trial[:, :k] += step
         trial = _clip(trial, free_kappa)
-        trial_cost = np.sum((y - _model_values(r, trial)) ** 2, axis=1)
-        better = trial_cost < cost
-        params = np.where(better[:, None], trial, params)
-        cost = np.where(better, trial_cost, cost)
-        damping = np.where(better, damping * 0.3, damping * 10.0)
-        damping = np.clip(damping, 1e-9, 1e9)
-        if np.all(np.abs(step) <= 1e-9 * (np.abs(params[:, :k]) + 1e-9)):
-            break
+        trial_cost = np.sum((ya - _model_values(r, trial)) ** 2, axis=1)
+        old_cost = cost[active]
+        better = trial_cost < old_cost
+        params[active] = np.where(better[:, None], trial, p)
+        cost[active] = np.where(better, trial_cost, old_cost)
+        damping[active] = np.clip(np.where(better, mu * 0.3, mu * 10.0), 1e-9, 1e9)
+        settled = (better & (old_cost - trial_cost <= 1e-12 * old_cost)) | (mu >= 1e9)
+        active = active[~settled]
     return params
 
 

@@ -5,8 +5,8 @@
 - ``generator-short``: the generator sent less than it was asked to, so a trial's load
   was not the intended load (RFC 2544 §26.1 measures at the *offered* rate; a short
   generator turns a search bound into a generator bound);
-- ``noisy``: within one search, a lossy trial at a lower load than a loss-free trial of
-  the same duration; loss is expected to grow with load (RFC 9971 §5.4 treats such
+- ``noisy``: within one search, a lossy trial at a load more than 1 % below a loss-free
+  trial of the same duration; loss is expected to grow with load (RFC 9971 §5.4 treats such
   inconsistent results as a sign of an unstable system under test);
 - ``invalid-trials``: trials the generator could not complete;
 - ``generator-warnings``: other warnings the generator raised.
@@ -29,6 +29,8 @@ FLAG_KEYS = ("run_id", "replicas", "frame_size", "flows", "direction")
 FLAG_COLUMNS = (*FLAG_KEYS, "flag", "value", "threshold", "reason", "advice")
 SPREAD_CV = 0.05
 SHORT_FRACTION = 0.99
+# inversions closer than twice the usual goal width (0.5 %) are within search resolution
+NOISY_GAP = 0.01
 
 
 def _point_key(row: Any) -> dict[str, Any]:
@@ -96,20 +98,22 @@ def short_flags(runs: RunSet, run_id: str | None, limit: float) -> list[dict[str
     return out
 
 
-def noisy_flags(runs: RunSet, run_id: str | None) -> list[dict[str, Any]]:
+def noisy_flags(runs: RunSet, run_id: str | None, min_gap: float) -> list[dict[str, Any]]:
     trials = _valid_trials(runs, run_id)
-    if trials.empty or "search_id" not in trials:
+    if trials.empty or "kind" not in trials:
         return []
-    search = trials[trials["valid"].astype(bool) & trials["search_id"].notna()]
-    search = search[search["loss_ratio"].notna()]
+    search = trials[(trials["kind"] == "search") & trials["valid"].astype(bool)]
+    search = search[search["loss_ratio"].notna()].copy()
     if search.empty:
         return []
+    # one search per search id where the sweep gives one, else all of a point's searches
+    search["search_id"] = search["search_id"].fillna("") if "search_id" in search else ""
     keys = [*FLAG_KEYS, "search_id", "intended_duration_s"]
     lossy = search["loss_ratio"] > 0
     zero_max = search[~lossy].groupby(keys)["intended_load_pps"].max().rename("zero_max")
     lossy_min = search[lossy].groupby(keys)["intended_load_pps"].min().rename("lossy_min")
     both = pd.concat([zero_max, lossy_min], axis=1, join="inner")
-    bad = both[both["lossy_min"] < both["zero_max"]].reset_index()
+    bad = both[both["lossy_min"] < both["zero_max"] * (1.0 - min_gap)].reset_index()
     out = []
     for key, group in bad.groupby(list(FLAG_KEYS), sort=True):
         gap = float(np.max(1.0 - group["lossy_min"] / group["zero_max"]))
@@ -181,12 +185,13 @@ def stability_flags(
     *,
     spread_cv: float = SPREAD_CV,
     short_fraction: float = SHORT_FRACTION,
+    noisy_gap: float = NOISY_GAP,
 ) -> pd.DataFrame:
     """Every flag of the runs, one row each: point, flag, value, threshold, reason, advice."""
     rows = [
         *spread_flags(runs, run_id, spread_cv),
         *short_flags(runs, run_id, short_fraction),
-        *noisy_flags(runs, run_id),
+        *noisy_flags(runs, run_id, noisy_gap),
         *invalid_flags(runs, run_id),
         *warning_flags(runs, run_id),
     ]

@@ -284,7 +284,7 @@ def _search(
             kind=TrialKind.SEARCH,
             short_fraction=short,
         )
-        extra = {"search_id": search_id, "phase": "search"}
+        extra = {"point_key": point.key, "search_id": search_id, "phase": "search"}
         records.append(("trial", {"result": result, "point": point, "extra": extra}))
         if result.forwarded_count >= result.offered_count:
             lower = load
@@ -365,7 +365,7 @@ def _latency_records(
             short_fraction=1.0,
             latency=per_lane,
         )
-        extra = {"phase": "latency", "load_label": label}
+        extra = {"point_key": point.key, "phase": f"latency-{label}"}
         out.append(("trial", {"result": trial, "point": point, "extra": extra}))
         summary = _latency_summary(np.concatenate(merged))
         out.append(

@@ -110,3 +110,20 @@ def test_latency_falls_back_to_latency_trials_without_latency_records(tmp_path: 
     assert merged is not None
     first = table[np.isclose(table["load_pps"], trial["intended_load_pps"])].iloc[0]
     assert first["p99_us"] == histogram_stats_us(merged)["p99_us"]
+
+
+def test_latency_records_without_histograms_use_their_trials_histograms(tmp_path: Path) -> None:
+    # the sweep stores the generator's summary in the latency record and the HDR
+    # histograms with the latency trials (phase "latency-<load>")
+    spec = SyntheticSpec(DEMO_VENDORS[0], replicas=(1, 2), frame_sizes=("64",), repeats=1)
+    full = load_runs(write_run(synthetic_run(spec), tmp_path / "full", RunStore.create))
+    run = synthetic_run(spec)
+    for kind, body in run.records:
+        if kind == "point" and body.get("measure") == "latency":
+            body["latency"] = {k: v for k, v in body["latency"].items() if k != "hdrh"}
+    stripped = load_runs(write_run(run, tmp_path / "stripped", RunStore.create))
+    assert "latency_hdrh" not in stripped.points.columns
+    a, b = latency_table(full), latency_table(stripped)
+    assert set(b["source"]) == {"hdr"}
+    for column in ("p50_us", "p99_us", "p999_us", "samples"):
+        assert list(a[column]) == list(b[column])

@@ -71,6 +71,9 @@ def test_loss_at_a_lower_load_than_a_loss_free_trial_is_noisy(tmp_path: Path) ->
     extra = {"search_id": "extra-search", "phase": "search"}
     store.append_trial(_trial(point, 10e6, 0.0), point, **extra)
     store.append_trial(_trial(point, 8e6, 0.01), point, **extra)  # lossy below a clean load
+    near = Point(4, "64", spec.flows, Direction.BIDIRECTIONAL)
+    store.append_trial(_trial(near, 10e6, 0.0), near, phase="search")  # no search id
+    store.append_trial(_trial(near, 9.96e6, 0.001), near, phase="search")  # within resolution
     store.append_trial(
         TrialResult.invalid(_trial(point, 9e6, 0).spec, "port 1 link down"), point, **extra
     )
