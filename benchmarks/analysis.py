@@ -121,8 +121,9 @@ def main() -> int:
     annex = render_annex(dirs, out, AnnexParameters())
     t_annex = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    hashed = len(annex.summary["data_files"])
     print(f"render_annex (load + fit + derive + figures + HTML + PDF): {t_annex:.2f} s, "
-          f"{len(annex.summary['data_files'])} data files hashed, {size / 1e6:.1f} MB")  # fmt: skip
+          f"{hashed} data files hashed, {size / 1e6:.1f} MB")  # fmt: skip
 
     t0 = time.perf_counter()
     verify_annex(out)
