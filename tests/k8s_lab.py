@@ -13,8 +13,8 @@ import json
 import os
 import ssl
 import subprocess
-import urllib.parse
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
