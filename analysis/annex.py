@@ -771,9 +771,10 @@ def render_pdf(summary: Mapping[str, Any], rendered: Sequence[RenderedFigure], p
             elif kind == "figures":
                 for fig in rendered:
                     image = Image(io.BytesIO(fig.png))
-                    scale = min(width / image.drawWidth, (page[1] - 5 * cm) / image.drawHeight)
-                    image.drawWidth *= scale * 0.8
-                    image.drawHeight *= scale * 0.8
+                    # two figures to a page
+                    scale = min(0.75 * width / image.drawWidth, 0.36 * page[1] / image.drawHeight)
+                    image.drawWidth *= scale
+                    image.drawHeight *= scale
                     story += [image, Paragraph(html.escape(fig.caption), small), Spacer(1, 8)]
             story.append(Spacer(1, 4))
 

@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis.scaling import ScalingVerdict, modelled_efficiency
 
@@ -226,6 +227,9 @@ def latency_figure(latency: pd.DataFrame, run_id: str, frame_size: str | None = 
                     label=f"{replicas} replica{'s' if replicas != 1 else ''}",
                 )
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
             ax.set_xlabel("load (% of NDR)")
             ax.set_ylabel(f"{column[:-3]} latency (µs)")
             ax.set_title(f"{column[:-3]} one-way latency, {frame_size}")
