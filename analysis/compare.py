@@ -38,9 +38,10 @@ class MismatchedTestbeds(AnalysisError):
     exit_code = 2
 
 
-def _fingerprint(manifest: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def _fingerprint(manifest: Mapping[str, Any]) -> tuple[str | None, dict[str, Any], str | None]:
     testbed = manifest.get("testbed") or {}
-    return testbed.get("fingerprint_sha256"), dict(testbed.get("fingerprint") or {})
+    fingerprint = dict(testbed.get("fingerprint") or {})
+    return testbed.get("fingerprint_sha256"), fingerprint, testbed.get("name")
 
 
 def mismatched_testbeds(runs: RunSet) -> list[str]:
@@ -49,14 +50,21 @@ def mismatched_testbeds(runs: RunSet) -> list[str]:
     if len(ids) < 2:
         return []
     first = ids[0]
-    base_sha, base = _fingerprint(runs.manifests[first])
+    base_sha, base, base_name = _fingerprint(runs.manifests[first])
     out = []
     for other in ids[1:]:
-        sha, fields = _fingerprint(runs.manifests[other])
+        sha, fields, name = _fingerprint(runs.manifests[other])
         if sha == base_sha and sha is not None:
             continue
         if sha is None or base_sha is None:
-            out.append(f"{other} vs {first}: a testbed fingerprint is missing")
+            # without fingerprints only the testbed profiles' names can be compared
+            if name is not None and name == base_name:
+                log.warning("%s vs %s: no testbed fingerprint; same testbed name", other, first)
+                continue
+            out.append(
+                f"{other} vs {first}: a testbed fingerprint is missing and the testbeds' "
+                f"names differ ({base_name!r} vs {name!r})"
+            )
             continue
         keys = sorted(set(base) | set(fields))
         diffs = [

@@ -97,3 +97,20 @@ def test_compare_command_refuses_mismatched_testbeds(
     assert "nic_model" in refused.stderr
     forced = cnfbench("compare", "--force", str(tmp_path))
     assert forced.returncode == 0, forced.stderr
+
+
+def test_without_fingerprints_runs_compare_by_testbed_name(tmp_path: Path) -> None:
+    from analysis.synthetic import synthetic_run, write_run
+    from bench.store import RunStore
+
+    for vendor, testbed in (
+        (DEMO_VENDORS[0], "lab"),
+        (DEMO_VENDORS[1], "lab"),
+        (DEMO_VENDORS[2], "rack-7"),
+    ):
+        run = synthetic_run(SyntheticSpec(vendor, repeats=1, **SMALL))
+        run.manifest["testbed"] = {"name": testbed}
+        write_run(run, tmp_path / testbed, RunStore.create)
+    assert mismatched_testbeds(load_runs(tmp_path / "lab")) == []
+    (problem,) = mismatched_testbeds(load_runs([tmp_path / "lab", tmp_path / "rack-7"]))[-1:]
+    assert "fingerprint is missing" in problem and "'rack-7'" in problem
