@@ -194,7 +194,11 @@ def start_lab(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    endpoints = _wait_for_state(state_dir, process, timeout_s)
+    try:
+        endpoints = _wait_for_state(state_dir, process, timeout_s)
+    except KeyboardInterrupt:
+        _terminate(process)
+        raise
     log.info(
         "lab up (pid %d): TRex %s:%d/%d",
         endpoints.pid,
@@ -219,12 +223,18 @@ def _wait_for_state(
                 f"{_log_tail(state_dir)}"
             )
         time.sleep(0.05)
+    _terminate(process)
+    raise LabError(f"the lab was not ready within {timeout_s:g} s: {_log_tail(state_dir)}")
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the lab (it withdraws its state.json), SIGKILL it if it lingers."""
     process.terminate()
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-    raise LabError(f"the lab was not ready within {timeout_s:g} s: {_log_tail(state_dir)}")
+        process.wait(timeout=10)
 
 
 def read_lab(state_dir: Path | None = None) -> LabEndpoints:
