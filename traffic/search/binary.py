@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # A ceiling on trials per search, far above what a bisection needs, so a SUT that
 # never settles ends with an error rather than an endless run.
 MAX_TRIALS = 400
+# A provisional (hinted) bound is verified once bisection has narrowed the interval to
+# this fraction of its width without testing that bound.
+EARLY_VERIFY_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,14 @@ class _History:
         return (max(lower_candidates) if lower_candidates else None), upper
 
 
+def _narrow(lo: _Bound, hi: _Bound, goal: Goal) -> bool:
+    return (hi.load_pps - lo.load_pps) / hi.load_pps <= goal.relative_width
+
+
+def _unsplittable(lo: _Bound, hi: _Bound) -> bool:
+    return round((lo.load_pps + hi.load_pps) / 2) in (lo.load_pps, hi.load_pps)
+
+
 class BinarySearch:
     """RFC 2544 binary search, or with `verification` the TST009 search with loss
     verification.  See the module docstring for the rules."""
@@ -168,40 +179,52 @@ class BinarySearch:
         if hi is None:
             # max load is a lower bound: the DUT forwards everything the ports carry
             return self._result(history, goal, rule, lo.load_pps, None)
-        step = hi.load_pps - lo.load_pps
+        step = span = hi.load_pps - lo.load_pps
         while True:
-            while (hi.load_pps - lo.load_pps) / hi.load_pps > goal.relative_width:
-                mid = float(round((lo.load_pps + hi.load_pps) / 2))
-                if mid in (lo.load_pps, hi.load_pps):
-                    break
-                if history.decide(mid, goal, rule):
-                    lo = _Bound(mid, True)
-                else:
-                    hi = _Bound(mid, True)
+            self._bisect(history, goal, rule, (lo, hi), span)
             if not lo.verified:
                 if history.decide(lo.load_pps, goal, rule):
                     lo.verified = True
+                elif lo.load_pps <= min_pps:
+                    # even min load loses too much: there is no lower bound
+                    return self._result(history, goal, rule, None, lo.load_pps)
                 else:
-                    if lo.load_pps <= min_pps:
-                        # even min load loses too much: there is no lower bound
-                        return self._result(history, goal, rule, None, lo.load_pps)
                     # the truth lies below the hint: move down, doubling the step
                     step *= 2
                     hi = _Bound(lo.load_pps, True)
                     lo = _Bound(max(min_pps, lo.load_pps - step), False)
+                    span = hi.load_pps - lo.load_pps
                     continue
             if not hi.verified:
                 if not history.decide(hi.load_pps, goal, rule):
                     hi.verified = True
+                elif hi.load_pps >= max_pps:
+                    return self._result(history, goal, rule, max_pps, None)
                 else:
                     # the truth lies above the hint: move up, doubling the step
                     step *= 2
                     lo = _Bound(hi.load_pps, True)
-                    if hi.load_pps >= max_pps:
-                        return self._result(history, goal, rule, max_pps, None)
                     hi = _Bound(min(max_pps, hi.load_pps + step), False)
+                    span = hi.load_pps - lo.load_pps
                     continue
-            return self._result(history, goal, rule, lo.load_pps, hi.load_pps)
+            if _narrow(lo, hi, goal) or _unsplittable(lo, hi):
+                return self._result(history, goal, rule, lo.load_pps, hi.load_pps)
+
+    @staticmethod
+    def _bisect(
+        history: _History, goal: Goal, rule: Decision, bounds: tuple[_Bound, _Bound], span: float
+    ) -> None:
+        """Halve [lo, hi] in place until it is narrow enough, or until it has closed in
+        on a provisional end (to a quarter of `span`, the interval as it was set): that
+        end is then verified before more trials are spent inside a wrong hint."""
+        lo, hi = bounds
+        while not _narrow(lo, hi, goal) and not _unsplittable(lo, hi):
+            provisional = not (lo.verified and hi.verified)
+            if provisional and hi.load_pps - lo.load_pps <= EARLY_VERIFY_FRACTION * span:
+                return
+            mid = float(round((lo.load_pps + hi.load_pps) / 2))
+            bound = lo if history.decide(mid, goal, rule) else hi
+            bound.load_pps, bound.verified = mid, True
 
     def _initial(
         self,

@@ -184,6 +184,8 @@ class TrexGenerator:
         self._channel: WorkerChannel | None = None
         self._plans: dict[str, StreamPlan] = {}
         self._continuous: _Continuous | None = None
+        # wall seconds of the last trial inside the worker (load, run, stats), and all
+        self.last_timing: dict[str, float] = {}
 
     # --- session
 
@@ -278,6 +280,8 @@ class TrexGenerator:
             return TrialResult.invalid(spec, f"TRex {exc.kind}: {exc}", started)
         except GeneratorError as exc:
             return TrialResult.invalid(spec, f"TRex worker lost: {exc}", started)
+        self.last_timing = {k: float(v) for k, v in stats.get("timing", {}).items()}
+        self.last_timing["total_s"] = time.time() - started
         return self._result(spec, plan, stats, started)
 
     def _result(

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -109,11 +110,22 @@ class Session:
     def trial(
         self, streams: list[dict[str, Any]], ports: list[int], duration_s: float, rx_delay_s: float
     ) -> Any:
+        t0 = time.perf_counter()
         self._check_links(ports)
         self._load(streams, ports)
+        t1 = time.perf_counter()
         self.client.start(ports=ports, mult="1", duration=duration_s, force=True)
         self.client.wait_on_traffic(ports=ports, rx_delay_ms=max(1, round(rx_delay_s * 1000)))
-        return self._stats(ports)
+        t2 = time.perf_counter()
+        stats = self._stats(ports)
+        # wall seconds spent in the client library: loading streams, from start until
+        # the ports were idle and the rx delay over, and reading the counters
+        stats["timing"] = {
+            "load_s": t1 - t0,
+            "run_s": t2 - t1,
+            "stats_s": time.perf_counter() - t2,
+        }
+        return stats
 
     def start(self, streams: list[dict[str, Any]], ports: list[int]) -> Any:
         self._check_links(ports)
