@@ -387,9 +387,17 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "—"
-        if abs(value) >= 1e5 or (0 < abs(value) < 1e-3):
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        if 0 < abs(value) < 1e-3:
             return f"{value:.4g}"
         return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    if value in ("inf", "-inf"):  # how the summary writes infinities
+        return "∞" if value == "inf" else "−∞"
     return str(value)
 
 

@@ -189,6 +189,9 @@ def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
             record["source"] = "summary"
         out.append(record)
     table = pd.DataFrame(out)
+    for name in ("min_us", "mean_us", "max_us", *PERCENTILES, "samples"):
+        if name not in table:  # the generator measured no latency at all
+            table[name] = math.nan
     table["replicas"] = table["replicas"].astype(int)
     table["flows"] = table["flows"].astype(int)
     table["frame_size"] = table["frame_size"].astype(str)
