@@ -93,6 +93,10 @@ def test_fixture_trees_over_ssh_sftp_and_cat(target: SshTarget, tmp_path: Path) 
         assert driver is not None and driver.endswith("/vfio-pci")
         assert over_cat.listdir("/sys/devices/system/node") == ["node0", "node1"]
         assert over_cat.read_text("/no/such/file") is None
+        # the cat fallback reads the whole tree in one batched command
+        started = time.monotonic()
+        over_cat_fp = collect_fingerprint(host, fs=ExecFS(host, str(tree)))
+        assert time.monotonic() - started < 10
     pf = over_sftp.nic("0000:3b:00.0")
     assert pf is not None and (pf.sriov_total_vfs, pf.sriov_configured_vfs) == (128, 8)
     assert {vf.driver for vf in over_sftp.vfs_of(pf)} == {"vfio-pci"}
@@ -102,6 +106,7 @@ def test_fixture_trees_over_ssh_sftp_and_cat(target: SshTarget, tmp_path: Path) 
         (1, 16),
     }
     assert over_sftp.sha256 == local_fingerprint(str(tree)).sha256
+    assert replace(over_cat_fp, collected_at=0) == replace(over_sftp, collected_at=0)
 
 
 def test_write_file_is_atomic_and_sets_the_mode(target: SshTarget, tmp_path: Path) -> None:

@@ -51,6 +51,16 @@ PCI_DEVICES = "/sys/bus/pci/devices"
 CPU_DIR = "/sys/devices/system/cpu"
 NODE_DIR = "/sys/devices/system/node"
 NETWORK_CLASS_PREFIX = "0x02"
+PCI_ATTRIBUTES = (
+    "class",
+    "vendor",
+    "device",
+    "numa_node",
+    "driver",
+    "physfn",
+    "sriov_totalvfs",
+    "sriov_numvfs",
+)
 # PCI ids of NICs common on NFV testbeds, for hosts without a pci.ids database.
 KNOWN_NICS = {
     ("0x8086", "0x159b"): ("Intel Corporation", "Ethernet Controller E810-XXV for SFP"),
@@ -291,6 +301,47 @@ class _Collector:
         self.missing: dict[str, str] = {}
         self._pci_names: dict[tuple[str, str], tuple[str | None, str | None]] | None = None
 
+    def prefetch(self) -> None:
+        """Tell the filesystem every path the collectors read, so a host reached with
+        one command per file reads them all in one."""
+        pci = f"{PCI_DEVICES}/*"
+        patterns = [
+            "/proc/cpuinfo",
+            "/proc/cmdline",
+            "/proc/meminfo",
+            "/proc/sys/kernel/hostname",
+            "/proc/sys/kernel/osrelease",
+            "/etc/os-release",
+            CPU_DIR,
+            *(f"{CPU_DIR}/{name}" for name in ("online", "isolated", "nohz_full")),
+            f"{CPU_DIR}/cpu*/topology/physical_package_id",
+            f"{CPU_DIR}/cpu*/topology/core_id",
+            f"{CPU_DIR}/cpu*/cpufreq/scaling_governor",
+            NODE_DIR,
+            f"{NODE_DIR}/node*/cpulist",
+            f"{NODE_DIR}/node*/hugepages",
+            f"{NODE_DIR}/node*/hugepages/hugepages-*/nr_hugepages",
+            f"{NODE_DIR}/node*/hugepages/hugepages-*/free_hugepages",
+            "/sys/kernel/mm/hugepages",
+            "/sys/kernel/mm/hugepages/hugepages-*/nr_hugepages",
+            "/sys/kernel/mm/hugepages/hugepages-*/free_hugepages",
+            PCI_DEVICES,
+            pci,
+            *(f"{pci}/{name}" for name in PCI_ATTRIBUTES),
+            f"{pci}/virtfn*",
+            f"{pci}/net",
+            f"{pci}/net/*/speed",
+            f"{pci}/virtio*/net",
+            f"{pci}/virtio*/net/*/speed",
+            f"{pci}/infiniband",
+            f"{pci}/infiniband/*/fw_ver",
+            *PCI_IDS_PATHS,
+            *(f"{d}/libdpdk.pc" for d in DPDK_PC_DIRS),
+            *self.trex_dirs,
+            *(f"{d}/v*" for d in self.trex_dirs),
+        ]
+        self.fs.prefetch(patterns)
+
     def text(self, path: str) -> str | None:
         value = self.fs.read_text(path)
         return None if value is None else value.strip()
@@ -309,6 +360,7 @@ class _Collector:
         return result.stdout.strip() if result.ok else None
 
     def collect(self) -> Fingerprint:
+        self.prefetch()
         for step in (
             self._collect_identity,
             self._collect_cpu,
@@ -660,11 +712,16 @@ def _parse_pci_ids(text: str) -> dict[tuple[str, str], tuple[str | None, str | N
 
 
 def collect_fingerprint(
-    runner: Runner, *, root: str = "/", trex_dirs: Iterable[str] = DEFAULT_TREX_DIRS
+    runner: Runner,
+    *,
+    root: str = "/",
+    trex_dirs: Iterable[str] = DEFAULT_TREX_DIRS,
+    fs: HostFS | None = None,
 ) -> Fingerprint:
     """Fingerprint the host behind ``runner``; ``root`` points the collectors at a tree
-    (a fixture, a chroot) instead of the host's own procfs and sysfs."""
-    fs = runner.filesystem(root)
+    (a fixture, a chroot) instead of the host's own procfs and sysfs, and ``fs`` chooses
+    how files are read (the runner's own way by default)."""
+    fs = runner.filesystem(root) if fs is None else fs
     fingerprint = _Collector(fs, runner, trex_dirs).collect()
     log.info(
         "%s: fingerprint %s (%d NICs, %d gaps)",

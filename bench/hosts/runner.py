@@ -7,12 +7,15 @@ root prefix.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import posixpath
+import re
 import shlex
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +77,9 @@ class HostFS(Protocol):
 
     def readlink(self, path: str) -> str | None: ...
 
+    def prefetch(self, patterns: Iterable[str]) -> None:
+        """A hint: these paths (glob patterns) are about to be read."""
+
 
 class Runner(Protocol):
     """A host the controller can run commands on and read files from."""
@@ -128,31 +134,92 @@ class LocalFS:
         except OSError:
             return None
 
+    def prefetch(self, patterns: Iterable[str]) -> None:
+        """Local reads are cheap: nothing to batch."""
+
+
+# One record per globbed path, NUL-separated: kind, path, value (L: link target,
+# F: file content, D: directory listing).  A file that cannot be read gives no F record.
+_PREFETCH_LOOP = """for p in "$@"; do
+  [ -e "$p" ] || [ -L "$p" ] || continue
+  [ -L "$p" ] && printf 'L\\0%s\\0%s\\0' "$p" "$(readlink -- "$p")"
+  if [ -d "$p" ]; then printf 'D\\0%s\\0%s\\0' "$p" "$(ls -1A -- "$p" 2>/dev/null)"
+  elif c=$(cat -- "$p" 2>/dev/null); then printf 'F\\0%s\\0%s\\0' "$p" "$c"; fi
+done"""
+
+
+def _covered(path: str, patterns: tuple[tuple[str, ...], ...]) -> bool:
+    parts = tuple(path.split("/"))
+    return any(
+        len(parts) == len(pattern) and all(map(fnmatch.fnmatchcase, parts, pattern))
+        for pattern in patterns
+    )
+
 
 class ExecFS:
     """A host's files read with ``cat``, ``ls`` and ``readlink`` over any runner.
 
-    The fallback when a host offers no SFTP subsystem; one command per call.
+    The fallback when a host offers no SFTP subsystem.  One command per call costs a
+    session each (sshd forks for every one), so `prefetch` reads every path matching a
+    set of glob patterns in one command; a path a pattern covers but that matched
+    nothing is then known to be absent.
     """
 
     def __init__(self, runner: Runner, root: str = "/") -> None:
         self.runner = runner
         self.root = root
+        self._records: dict[tuple[str, str], str] = {}
+        self._patterns: tuple[tuple[str, ...], ...] = ()
+
+    def prefetch(self, patterns: Iterable[str]) -> None:
+        """Read every path matching ``patterns`` (host paths with ``*`` and ``?``)."""
+        patterns = tuple(patterns)
+        prefix = "" if self.root in ("", "/") else shlex.quote(self.root.rstrip("/"))
+        # the globs stay unquoted so the remote shell expands them
+        words = " ".join(prefix + _glob_word(p) for p in patterns)
+        result = self.runner.run(f"set -- {words}; {_PREFETCH_LOOP}", check=False, timeout_s=120.0)
+        fields = result.stdout.split("\0")
+        strip = len(self.root.rstrip("/")) if prefix else 0
+        for kind, path, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+            self._records[(kind, path[strip:])] = value
+        self._patterns += tuple(tuple(p.split("/")) for p in patterns)
+        log.debug("%s: prefetched %d paths", self.runner.name, len(self._records))
+
+    def _cached(self, kind: str, path: str) -> tuple[bool, str | None]:
+        if (kind, path) in self._records:
+            return True, self._records[(kind, path)]
+        return _covered(path, self._patterns), None
 
     def _out(self, command: str) -> str | None:
         result = self.runner.run(command, check=False)
         return result.stdout if result.ok else None
 
     def read_text(self, path: str) -> str | None:
+        known, value = self._cached("F", path)
+        if known:
+            return value
         return self._out(f"cat -- {shlex.quote(join_root(self.root, path))}")
 
     def listdir(self, path: str) -> list[str] | None:
-        out = self._out(f"ls -1A -- {shlex.quote(join_root(self.root, path))}")
+        known, out = self._cached("D", path)
+        if not known:
+            out = self._out(f"ls -1A -- {shlex.quote(join_root(self.root, path))}")
         return None if out is None else sorted(line for line in out.splitlines() if line)
 
     def readlink(self, path: str) -> str | None:
+        known, value = self._cached("L", path)
+        if known:
+            return value
         out = self._out(f"readlink -- {shlex.quote(join_root(self.root, path))}")
         return None if out is None else out.rstrip("\n")
+
+
+def _glob_word(pattern: str) -> str:
+    """A host path pattern as one shell word: literal parts quoted, ``*``/``?`` bare."""
+    if not pattern.startswith("/") or any(c in pattern for c in "[]{}"):
+        raise ValueError(f"prefetch patterns are absolute and use only * and ?: {pattern!r}")
+    pieces = re.split(r"([*?])", pattern)
+    return "".join(p if p in ("*", "?") else shlex.quote(p) for p in pieces if p)
 
 
 class LocalRunner:

@@ -17,6 +17,7 @@ import os
 import select
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -414,6 +415,9 @@ class SftpFS:
             return self.sftp.readlink(join_root(self.root, path))
         except OSError:
             return None
+
+    def prefetch(self, patterns: Iterable[str]) -> None:
+        """SFTP pipelines its requests on one channel: nothing to batch."""
 
 
 def connect(target: SshTarget) -> SshRunner:
