@@ -16,7 +16,12 @@ from traffic.model import Direction, LaneCounts, StreamSpec, TrialResult, TrialS
 VARIANTS = {
     "clean": {"capacity_noise_cv": 0.0, "loss_burst_rate_per_s": 0.0},
     "noisy": {"capacity_noise_cv": 0.01},
-    "bursty": {"loss_burst_rate_per_s": 0.003, "loss_burst_min_utilisation": 0.5},
+    # rare loss bursts (about one trial in six at 60 s), capacity otherwise steady
+    "bursty": {
+        "capacity_noise_cv": 0.0,
+        "loss_burst_rate_per_s": 0.003,
+        "loss_burst_min_utilisation": 0.5,
+    },
 }
 
 
