@@ -532,7 +532,7 @@ def test_restart_forgets_owners_and_handles(rpc: Rpc, server: TRexServer) -> Non
     fresh = Rpc(server.sync_port)
     try:
         with pytest.raises(RpcFailure, match="API handler"):
-            fresh.call("get_version", api_h=rpc.api_h)
+            fresh.call("get_system_info", api_h=rpc.api_h)
         fresh.handshake()
         assert fresh.call("get_port_status", port_id=0)["owner"] == ""
     finally:

@@ -8,6 +8,11 @@ the counters a client reads are the sums of whole windows: what the generator se
 
 Windows are cut at the trial's grid, so the same seed, trials and replica events give
 the same counts however often the counters are read.
+
+Caveats: counters move a whole window at a time, so reading them while traffic runs
+shows no frames in flight (a real TRex would show a little phantom loss); a
+multi-burst stream is modelled at its average rate over bursts and gaps; a chain of
+streams that loops back is followed once.
 """
 
 from __future__ import annotations
