@@ -29,10 +29,13 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.clock import VirtualClock
 from lab.dataplane import WIRE_OVERHEAD_BYTES, DataPlane, Lane, LaneOutcome
+
+if TYPE_CHECKING:
+    from lab.supervisor import LabContext
 
 log = logging.getLogger(__name__)
 
@@ -311,3 +314,23 @@ def _handler(server: NfvbenchServer) -> type[BaseHTTPRequestHandler]:
                 self._send({"status": "ERROR", "error_message": f"no route {self.path}"}, 404)
 
     return Handler
+
+
+class NfvbenchService:
+    """The NFVBench-compatible server as a service of the lab supervisor."""
+
+    name = "nfvbench"
+
+    def __init__(self) -> None:
+        self.server: NfvbenchServer | None = None
+
+    def start(self, ctx: LabContext) -> dict[str, Any]:
+        self.server = NfvbenchServer(
+            ctx.dataplane, ctx.clock, host=ctx.host, port_speed_bps=ctx.options.port_speed_bps
+        )
+        self.server.start()
+        return {"url": self.server.url}
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()

@@ -17,7 +17,7 @@ state.json (schema_version 1)::
      "vendor": "vpp-router", "replicas": 1, "started_at": "...", "host": "127.0.0.1",
      "trex": {"host", "sync_port", "async_port", "api"},
      "kubernetes": {"url", "kubeconfig", "context", "version", "nodes", "vfs_per_node"},
-     "control": {"url"}, "services": {name: endpoints, ...}}
+     "nfvbench": {"url"}, "control": {"url"}, "services": {name: endpoints, ...}}
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from lab.control import ControlService, trex_routes
 from lab.dataplane import DataPlane, load_vendor
 from lab.errors import LabError
 from lab.k8s.service import KubernetesService
+from lab.nfvbench_server import NfvbenchService
 from lab.trex import TRexServer
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,12 @@ class TRexService:
 
 # Started in this order, stopped in reverse.  The control channel comes last so that it
 # can serve every route the others registered.
-SERVICES: list[Callable[[], Service]] = [TRexService, KubernetesService, ControlService]
+SERVICES: list[Callable[[], Service]] = [
+    TRexService,
+    KubernetesService,
+    NfvbenchService,
+    ControlService,
+]
 
 
 class Supervisor:
@@ -176,7 +182,7 @@ class Supervisor:
             **{
                 name: ep
                 for name, ep in endpoints.items()
-                if name in ("trex", "control", "kubernetes")
+                if name in ("trex", "control", "kubernetes", "nfvbench")
             },
             "services": endpoints,
         }
