@@ -66,6 +66,7 @@ HDR_SIGNIFICANT_DIGITS = 3
 _LATENCY_DRAWS = 1024  # samples that shape one replica's latency distribution per slice
 _WARMUP_SLICES = 8
 VENDORS_DIR = Path(__file__).resolve().parent / "vendors"
+FORGET_AFTER_S = 3600.0  # removed replicas are kept this long for windows in the past
 
 
 # --- vendor models ---------------------------------------------------------------------
@@ -340,6 +341,7 @@ class DataPlane:
         self._hash_cache: dict[int, np.ndarray[Any, np.dtype[np.uint64]]] = {}
         self._burst_times: dict[int, list[float]] = {}
         self._burst_rngs: dict[int, np.random.Generator] = {}
+        self._forwarded_until_s = -math.inf  # the end of the latest window forwarded
         self._lock = threading.RLock()
 
     # --- replicas and links
@@ -355,12 +357,27 @@ class DataPlane:
         with self._lock:
             if replica_id in self.replica_ids():
                 raise LabError(f"replica {replica_id!r} is already in the data plane")
+            self._forget_removed(at_s)
             self._replicas.append(_Replica(replica_id, mac, model or self.model, at_s))
             log.debug("replica %s ready at %.3f s", replica_id, at_s)
 
+    def _forget_removed(self, now_s: float) -> None:
+        """Drop replicas gone and rehashed long ago; no window reaches back that far."""
+        self._replicas = [
+            r
+            for r in self._replicas
+            if r.removed_s is None or r.removed_s + r.model.rehash_s > now_s - FORGET_AFTER_S
+        ]
+
     def remove_replica(self, replica_id: str, at_s: float) -> None:
-        """The replica stops forwarding at `at_s`; its flows are lost until rehashed."""
+        """The replica stops forwarding at `at_s`; its flows are lost until rehashed.
+
+        A removal reported for a time the data plane has already forwarded past takes
+        effect at the end of that window instead: the frames of the past cannot be lost
+        any more, and the loss a removal causes must not depend on when it is reported.
+        """
         with self._lock:
+            at_s = max(at_s, self._forwarded_until_s)
             for replica in self._replicas:
                 if replica.replica_id == replica_id and replica.removed_s is None:
                     replica.removed_s = at_s
@@ -485,6 +502,7 @@ class DataPlane:
         origin_s: float,
         offered_counts: Sequence[int] | None,
     ) -> list[LaneOutcome]:
+        self._forwarded_until_s = max(self._forwarded_until_s, start_s + duration_s)
         rates = self._tx_rates(lanes)
         noise = self.trial_noise(trial)
         offset_us = round((start_s - origin_s) * 1e6)

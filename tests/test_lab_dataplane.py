@@ -321,3 +321,16 @@ def test_vendor_model_is_frozen_and_validated() -> None:
     with pytest.raises(VendorModelError, match="livelock_floor"):
         dataclasses.replace(model, livelock_floor=1.5)
     assert isinstance(model, VendorModel)
+
+
+def test_a_replica_may_return_under_its_name() -> None:
+    dp = plane(replicas=2, noise=False)
+    dp.forward(bidir(1e6), 0.0, 1.0)
+    dp.remove_replica("replica-1", at_s=1.0)
+    dp.add_replica("replica-1", at_s=2.0, mac="02:00:00:00:00:aa")
+    assert dp.replica_ids() == ["replica-0", "replica-1"]
+    assert dp.replica_counters()["replica-1"].rx_packets == 0  # a new pod, new counters
+    with pytest.raises(LabError, match="already in the data plane"):
+        dp.add_replica("replica-1", at_s=3.0)
+    dp.add_replica("late", at_s=1e5)  # an hour later the departed one is forgotten
+    assert sum(1 for r in dp._replicas if r.replica_id == "replica-1") == 1
