@@ -412,24 +412,25 @@ class _Collector:
         if not cpus:
             self.missing["cpu_topology"] = f"no CPUs listed in {CPU_DIR}"
             return
+        self.facts["threads"] = len(cpus)
+        topology = self._topology(cpus) or _topology_from_cpuinfo(processors)
+        if not topology:
+            self.missing["cpu_topology"] = "no topology in sysfs and no ids in /proc/cpuinfo"
+            return
+        self.facts["sockets"] = len({package for package, _ in topology})
+        self.facts["cores"] = len(set(topology))
+
+    def _topology(self, cpus: list[int]) -> list[tuple[int, int]]:
+        """(package, core) per CPU from sysfs; [] when any CPU lacks it."""
         topology = []
         for cpu in cpus:
             base = f"{CPU_DIR}/cpu{cpu}/topology"
-            package, core = (
-                self.integer(f"{base}/physical_package_id"),
-                self.integer(f"{base}/core_id"),
-            )
+            package = self.integer(f"{base}/physical_package_id")
+            core = self.integer(f"{base}/core_id")
             if package is None or core is None:
-                topology = _topology_from_cpuinfo(processors)
-                if not topology:
-                    self.missing["cpu_topology"] = f"no {base} and no ids in /proc/cpuinfo"
-                    self.facts["threads"] = len(cpus)
-                    return
-                break
+                return []
             topology.append((package, core))
-        self.facts["threads"] = len(cpus)
-        self.facts["sockets"] = len({package for package, _ in topology})
-        self.facts["cores"] = len(set(topology))
+        return topology
 
     def _collect_numa(self) -> None:
         entries = self.fs.listdir(NODE_DIR)

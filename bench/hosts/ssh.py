@@ -162,9 +162,8 @@ def _credentials(target: SshTarget) -> dict[str, Any]:
                 "not set in the environment"
             )
         kwargs["password"] = password
-    if target.key_file is None and target.password_env is None and not target.use_agent:
-        # Nothing explicit: behave like ssh and try the user's default keys.
-        kwargs["look_for_keys"] = True
+    # No key file named: behave like ssh and also try the user's default keys.
+    kwargs["look_for_keys"] = target.key_file is None and target.password_env is None
     return kwargs
 
 
@@ -176,7 +175,9 @@ def _tried(target: SshTarget) -> str:
         tried.append("agent" + ("" if os.environ.get("SSH_AUTH_SOCK") else " (none running)"))
     if target.password_env:
         tried.append(f"password from ${target.password_env}")
-    return ", ".join(tried) or "default keys in ~/.ssh"
+    if target.key_file is None and target.password_env is None:
+        tried.append("default keys in ~/.ssh")
+    return ", ".join(tried)
 
 
 class SshRunner:
