@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -173,3 +175,74 @@ def test_client_choice_is_explained_and_a_mismatch_is_a_clear_error() -> None:
         lab.server.stop()
     with pytest.raises(GeneratorUnavailable, match="no TRex server answered"):
         probe_api("127.0.0.1", lab.sync_port, timeout_s=0.5)
+
+
+CONTROLLER = """
+import sys, time
+from traffic.model import Direction, StreamSpec
+from traffic.trex.driver import TrexConfig, TrexGenerator
+gen = TrexGenerator(TrexConfig(sync_port=int(sys.argv[1]), async_port=int(sys.argv[2])))
+gen.open()
+gen.start_continuous(StreamSpec(64, 16, Direction.BIDIRECTIONAL), 1e6)
+print("running", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_controller_that_dies_leaves_the_generator_idle_and_its_ports_free(lab: Lab) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CONTROLLER, str(lab.sync_port), str(lab.async_port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+        ports = lab.server.snapshot()["ports"]
+        assert all(p["transmitting"] and p["owned"] for p in ports)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ports = lab.server.snapshot()["ports"]
+            if not any(p["transmitting"] or p["owned"] for p in ports):
+                break
+            time.sleep(0.1)
+        assert not any(p["transmitting"] for p in ports), ports
+        assert not any(p["owned"] for p in ports), ports
+    finally:
+        proc.kill()
+
+
+def test_the_client_library_stays_out_of_the_controller(generator: TrexGenerator) -> None:
+    assert generator.run_trial(TrialSpec(STREAMS, 1e6, 1.0)).valid
+    assert not any(
+        name == "trex" or name.startswith(("trex.", "trex_stl_lib")) for name in sys.modules
+    )
+    assert not any("lbr_trex_client" in path for path in sys.path)
+
+
+def test_a_generator_short_of_its_intended_load_warns(generator: TrexGenerator) -> None:
+    line = STREAMS.max_load_pps(25e9)
+    result = generator.run_trial(TrialSpec(STREAMS, 1.2 * line, 2.0))
+    assert result.valid
+    assert result.achieved_tx_pps is not None and result.achieved_tx_pps < line * 1.01
+    assert any("short of intended load" in w and "not CNF loss" in w for w in result.warnings)
+
+
+def test_per_replica_stream_groups_reach_each_replica_by_its_mac(lab: Lab) -> None:
+    macs = tuple(m for m in lab.plane.replica_macs().values() if m)
+    assert len(macs) == REPLICAS
+    streams = StreamSpec(64, FLOWS, Direction.BIDIRECTIONAL, replica_macs={0: macs, 1: macs})
+    generator = TrexGenerator(lab.config())
+    generator.open()
+    try:
+        runner = TrialRunner(generator, streams)
+        goals = (GOALS[0],)
+        result = make_search("rfc2544-binary").search(
+            runner, goals, 100_000, streams.max_load_pps(25e9)
+        )
+    finally:
+        generator.close()
+    expected = lab.plane.ground_truth(64, FLOWS, REPLICAS, True, steering="per-replica")
+    lower = result.goals[0].lower_bound_pps
+    assert lower is not None and abs(lower - expected) / expected <= GOALS[0].relative_width
