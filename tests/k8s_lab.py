@@ -8,6 +8,7 @@ few seconds of start-up take tens of milliseconds.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -58,8 +59,13 @@ class LabApi:
             )
         return done
 
+    @functools.cached_property
+    def client(self) -> client.ApiClient:
+        """One official client on the lab's kubeconfig, shared by a test's calls."""
+        return self.api_client()
+
     def api_client(self, token: str | None = None) -> client.ApiClient:
-        """The official client on the lab's kubeconfig (or one with another token)."""
+        """A new official client on the lab's kubeconfig (or one with another token)."""
         path = self.kubeconfig
         if token is not None:
             path = self.kubeconfig.with_name(f"kubeconfig-{abs(hash(token))}")

@@ -25,10 +25,25 @@ _DNS1123_SUBDOMAIN = re.compile(
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME_KINDS = {"Namespace", "Service"}  # names that must be DNS-1123 labels
 _cluster_ips = itertools.count(10)
+_ZERO_STATUS = {
+    "StatefulSet": ("replicas", "availableReplicas"),
+    "ReplicaSet": ("replicas",),
+    "PodDisruptionBudget": (
+        "currentHealthy",
+        "desiredHealthy",
+        "disruptionsAllowed",
+        "expectedPods",
+    ),
+}
 
 
 def default(rt: ResourceType, obj: Obj) -> None:
     kind = rt.kind
+    if "status" in rt.subresources:
+        # Required status fields start at zero, as the API types default them.
+        status = obj.setdefault("status", {})
+        for field in _ZERO_STATUS.get(kind, ()):
+            status.setdefault(field, 0)
     if kind == "Namespace":
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]

@@ -61,6 +61,8 @@ REPLICASET = _rt("apps/v1", "ReplicaSet")
 STATEFULSET = _rt("apps/v1", "StatefulSet")
 REVISION = _rt("apps/v1", "ControllerRevision")
 PDB = _rt("policy/v1", "PodDisruptionBudget")
+# Types whose objects may have owners (events never do; skipping them keeps passes cheap).
+OWNED_TYPES = tuple(rt for rt in RESOURCE_TYPES if rt.kind != "Event")
 
 
 def safe_encode(value: int, length: int = 10) -> str:
@@ -305,7 +307,7 @@ class Controller:
     def _garbage_collect(self) -> None:
         uids = self.store.uids()
         dependents: dict[str, int] = {}
-        for rt in RESOURCE_TYPES:
+        for rt in OWNED_TYPES:
             for obj in self.store.list(rt)[0]:
                 refs = obj["metadata"].get("ownerReferences") or []
                 for ref in refs:
@@ -314,14 +316,14 @@ class Controller:
                 if orphaned and not obj["metadata"].get("deletionTimestamp"):
                     self.delete(rt, obj, None, "Background")
         # Foreground deletion: an owner goes once its dependents are gone.
-        for rt in RESOURCE_TYPES:
+        for rt in OWNED_TYPES:
             for obj in self.store.list(rt)[0]:
                 meta = obj["metadata"]
                 if "foregroundDeletion" not in (meta.get("finalizers") or []):
                     continue
                 if not meta.get("deletionTimestamp"):
                     continue
-                for other_rt in RESOURCE_TYPES:
+                for other_rt in OWNED_TYPES:
                     for dep in self.store.list(other_rt)[0]:
                         if owned_by(dep, meta["uid"]) and not dep["metadata"].get(
                             "deletionTimestamp"
@@ -394,6 +396,7 @@ class Controller:
                 "template": template,
             },
         }
+        admission.default(REPLICASET, rs)
         created = self.store.create(REPLICASET, rs)
         self.events.record(
             d,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import builtins
-import copy
 import threading
 import time
 import uuid
@@ -46,6 +45,15 @@ class Event:
     prev: Obj | None  # the object before a MODIFIED or DELETED event
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, scalars), faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
+
+
 def _key(rt: ResourceType, namespace: str | None, name: str) -> Key:
     return (rt.qualified, namespace or "" if rt.namespaced else "", name)
 
@@ -56,10 +64,15 @@ class Store:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.RLock())
         self._rv = 0
-        self._objects: dict[Key, Obj] = {}
+        # type (qualified name) -> (namespace, name) -> object.  Stored objects are never
+        # changed in place: every write stores a new one, so events may share them.
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
         self._log: list[Event] = []
         self._listeners: list[Callable[[Event], None]] = []
         self._closed = False
+
+    def _slot(self, rt: ResourceType) -> dict[tuple[str, str], Obj]:
+        return self._objects.setdefault(rt.qualified, {})
 
     # --- reading -----------------------------------------------------------------------
 
@@ -70,15 +83,15 @@ class Store:
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         with self._cond:
-            obj = self._objects.get(_key(rt, namespace, name))
+            obj = self._slot(rt).get(_key(rt, namespace, name)[1:])
             if obj is None:
                 raise not_found(rt, name)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
         with self._cond:
-            obj = self._objects.get(_key(rt, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+            obj = self._slot(rt).get(_key(rt, namespace, name)[1:])
+            return clone(obj) if obj is not None else None
 
     def list(
         self,
@@ -90,24 +103,25 @@ class Store:
         with self._cond:
             items = [
                 obj
-                for (qual, ns, _), obj in self._objects.items()
-                if qual == rt.qualified and (namespace is None or ns == namespace)
+                for (ns, _), obj in self._slot(rt).items()
+                if namespace is None or ns == namespace
             ]
-            items = [copy.deepcopy(o) for o in items if match is None or match(o)]
+            items = [clone(o) for o in items if match is None or match(o)]
             rv = self._rv
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items, rv
 
     def by_uid(self, uid: str) -> Obj | None:
         with self._cond:
-            for obj in self._objects.values():
-                if obj["metadata"].get("uid") == uid:
-                    return copy.deepcopy(obj)
+            for slot in self._objects.values():
+                for obj in slot.values():
+                    if obj["metadata"].get("uid") == uid:
+                        return clone(obj)
         return None
 
     def uids(self) -> set[str]:
         with self._cond:
-            return {o["metadata"]["uid"] for o in self._objects.values()}
+            return {o["metadata"]["uid"] for slot in self._objects.values() for o in slot.values()}
 
     # --- writing -----------------------------------------------------------------------
 
@@ -116,7 +130,7 @@ class Store:
         return self._rv
 
     def _record(self, rt: ResourceType, kind: str, obj: Obj, prev: Obj | None) -> None:
-        event = Event(self._rv, rt, kind, copy.deepcopy(obj), prev)
+        event = Event(self._rv, rt, kind, obj, prev)
         self._log.append(event)
         if len(self._log) > 2 * WATCH_LOG_EVENTS:
             del self._log[:WATCH_LOG_EVENTS]
@@ -128,24 +142,26 @@ class Store:
         meta = obj["metadata"]
         key = _key(rt, meta.get("namespace"), meta["name"])
         with self._cond:
-            if key in self._objects:
+            slot = self._slot(rt)
+            if key[1:] in slot:
                 raise already_exists(rt, meta["name"])
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", now_rfc3339())
             if rt.has_spec:
                 meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())
-            stored = copy.deepcopy(obj)
-            self._objects[key] = stored
+            stored = clone(obj)
+            slot[key[1:]] = stored
             self._record(rt, "ADDED", stored, None)
-            return copy.deepcopy(stored)
+            return clone(stored)
 
     def update(self, rt: ResourceType, obj: Obj, *, expect_rv: str | None = None) -> Obj:
         """Replace an object.  With `expect_rv`, a different stored version is a Conflict."""
         meta = obj["metadata"]
         key = _key(rt, meta.get("namespace"), meta["name"])
         with self._cond:
-            current = self._objects.get(key)
+            slot = self._slot(rt)
+            current = slot.get(key[1:])
             if current is None:
                 raise not_found(rt, meta["name"])
             if expect_rv and current["metadata"]["resourceVersion"] != expect_rv:
@@ -156,7 +172,7 @@ class Store:
                     "version and try again",
                 )
             if obj == current:
-                return copy.deepcopy(current)
+                return clone(current)
             for field in ("uid", "creationTimestamp"):
                 meta[field] = current["metadata"][field]
             if rt.has_spec:
@@ -165,33 +181,33 @@ class Store:
                     generation += 1
                 meta["generation"] = generation
             meta["resourceVersion"] = str(self._next_rv())
-            stored = copy.deepcopy(obj)
-            self._objects[key] = stored
+            stored = clone(obj)
+            slot[key[1:]] = stored
             self._record(rt, "MODIFIED", stored, current)
-            return copy.deepcopy(stored)
+            return clone(stored)
 
     def mutate(
         self, rt: ResourceType, namespace: str | None, name: str, change: Callable[[Obj], None]
     ) -> Obj | None:
         """Read, change and write an object under the lock; None when it is gone."""
         with self._cond:
-            current = self._objects.get(_key(rt, namespace, name))
+            current = self._slot(rt).get(_key(rt, namespace, name)[1:])
             if current is None:
                 return None
-            obj = copy.deepcopy(current)
+            obj = clone(current)
             change(obj)
             return self.update(rt, obj)
 
     def remove(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         key = _key(rt, namespace, name)
         with self._cond:
-            current = self._objects.pop(key, None)
+            current = self._slot(rt).pop(key[1:], None)
             if current is None:
                 raise not_found(rt, name)
-            final = copy.deepcopy(current)
+            final = clone(current)
             final["metadata"]["resourceVersion"] = str(self._next_rv())
             self._record(rt, "DELETED", final, current)
-            return copy.deepcopy(final)
+            return clone(final)
 
     # --- watching ----------------------------------------------------------------------
 
