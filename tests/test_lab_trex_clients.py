@@ -57,6 +57,7 @@ try:
     client.add_streams([udp("16.0.0.1", "48.0.0.1", 1),
                         udp("16.0.0.2", "48.0.0.2", {pg}, latency=True, pps={lat_pps})], ports=[0])
     client.add_streams([udp("48.0.0.1", "16.0.0.1", 2)], ports=[1])
+    client.get_stats()  # a baseline read before any latency sample exists
     client.clear_stats()
     client.start(ports=[0, 1], mult="%fpps" % pps, duration=duration)
     client.wait_on_traffic(ports=[0, 1])

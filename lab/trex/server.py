@@ -897,8 +897,7 @@ def _latency_json(pg: PgStats) -> dict[str, Any]:
         "total_min": 0,
         "last_max": 0,
         "jit": 0,
-        "histogram": {},
-    }
+    }  # no histogram until samples arrive: the legacy client takes min() of its keys
     if pg.lat_samples and pg.hdr is not None:
         lat = {
             "average": pg.lat_sum_us / pg.lat_samples,
