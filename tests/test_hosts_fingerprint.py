@@ -170,3 +170,14 @@ def test_kernel_series() -> None:
     assert kernel_series("5.15.0-91-generic") == "5.15"
     assert kernel_series("6.1.0-18-amd64") == "6.1"
     assert kernel_series(None) is None
+
+
+def test_trex_release_behind_a_link(tmp_path: Path) -> None:
+    root = tmp_path / "host"
+    (root / "srv/trex/v3.06").mkdir(parents=True)
+    (root / "srv/trex/v3.06/t-rex-64").write_text("#!/bin/bash\n")
+    (root / "srv/current").symlink_to("trex/v3.06")
+    fp = local_fingerprint(str(root), trex_dirs=["/srv/current"])
+    assert fp.trex_version == "v3.06"
+    assert local_fingerprint(str(root), trex_dirs=["/srv/trex"]).trex_version == "v3.06"
+    assert local_fingerprint(str(root), trex_dirs=["/opt/none"]).trex_version is None

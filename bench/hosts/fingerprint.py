@@ -633,7 +633,9 @@ class _Collector:
             entries = self.fs.listdir(directory)
             if entries is None:
                 continue
-            name = directory.rstrip("/").rsplit("/", 1)[-1]
+            # a release directory itself, or a link to one (/opt/trex/current -> v3.04)
+            named = self.fs.readlink(directory) or directory
+            name = named.rstrip("/").rsplit("/", 1)[-1]
             if "t-rex-64" in entries and re.fullmatch(r"v\d+\.\d+", name):
                 versions.append(name)
             versions.extend(

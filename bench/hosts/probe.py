@@ -73,8 +73,8 @@ def testbed_hosts(profile: TestbedProfile) -> list[ProbeHost]:
 
 
 def _trex_dirs(profile: TestbedProfile) -> tuple[str, ...]:
-    extra = profile.generator.trex_path
-    return (*DEFAULT_TREX_DIRS, extra) if extra else DEFAULT_TREX_DIRS
+    server = profile.generator.server
+    return (*DEFAULT_TREX_DIRS, server.install_dir) if server else DEFAULT_TREX_DIRS
 
 
 def probe_testbed(profile: TestbedProfile, *, root: str = "/") -> ProbeReport:

@@ -32,7 +32,7 @@ from bench.profiles import GeneratorSpec
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 0.2
+POLL_INTERVAL_S = 0.1
 LOG_TAIL_BYTES = 64 * 1024
 
 
