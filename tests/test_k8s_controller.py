@@ -8,6 +8,7 @@ collection, Multus network status, the data plane's replicas and per-pod metrics
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import urllib.request
@@ -327,7 +328,7 @@ def test_statefulset_creates_pods_in_order(lab: LabApi) -> None:
     )
     assert [p.metadata.name for p in pods] == ["fw-0", "fw-1", "fw-2"]
     # OrderedReady: each pod was created only after the previous one was Ready.
-    for before, after in zip(pods, pods[1:], strict=False):
+    for before, after in itertools.pairwise(pods):
         ready_at = next(
             c.last_transition_time for c in before.status.conditions if c.type == "Ready"
         )

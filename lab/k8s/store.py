@@ -45,12 +45,16 @@ class Event:
     prev: Obj | None  # the object before a MODIFIED or DELETED event
 
 
-def clone(value: Any) -> Any:
-    """A deep copy of JSON-like data (dicts, lists, scalars), faster than copy.deepcopy."""
+def clone(obj: Obj) -> Obj:
+    """A deep copy of a JSON-like object, several times faster than copy.deepcopy."""
+    return {k: _clone(v) for k, v in obj.items()}
+
+
+def _clone(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
+        return {k: _clone(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [clone(v) for v in value]
+        return [_clone(v) for v in value]
     return value
 
 
