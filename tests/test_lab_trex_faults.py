@@ -137,3 +137,15 @@ def test_connection_dropped_mid_trial(server: TRexServer) -> None:
     while server.snapshot()["ports"][0]["transmitting"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_try_again_trips_the_current_client(server: TRexServer) -> None:
+    # On -32001 "try again" the v3.04 client means to repeat the request, but its retry
+    # path passes an argument twice and raises TypeError: a driver must survive that as
+    # a generator error.  The lab answers as TRex does and the trap stays visible.
+    with server.lock:
+        server.faults.fail["start_traffic"] = ("busy", -32001, 1)
+    process = client_process("current", server, TRIAL, "10")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "got multiple values for argument 'retry'" in err
