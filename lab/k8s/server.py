@@ -15,6 +15,7 @@ import logging
 import secrets
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -881,9 +882,19 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _client_gone(self) -> bool:
+            """Whether the client closed a streaming connection.  It sends nothing while
+            it reads a stream, so a readable socket means EOF (or a TLS record only)."""
             try:
                 readable, _, _ = select.select([self.connection], [], [], 0)
-                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+                if not readable:
+                    return False
+                self.connection.setblocking(False)
+                try:
+                    return self.connection.recv(1) == b""
+                finally:
+                    self.connection.setblocking(True)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return False
             except OSError:
                 return True
 
@@ -905,7 +916,7 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
+            except OSError:  # the client went away: broken pipe, reset, TLS EOF
                 self.close_connection = True
             finally:
                 close = getattr(stream.chunks, "close", None)
