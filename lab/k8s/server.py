@@ -890,7 +890,8 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                     return False
                 self.connection.setblocking(False)
                 try:
-                    return self.connection.recv(1) == b""
+                    data: bytes = self.connection.recv(1)
+                    return data == b""
                 finally:
                     self.connection.setblocking(True)
             except (ssl.SSLWantReadError, BlockingIOError):
