@@ -62,9 +62,9 @@ def _search_cost(method: str, goals: tuple[Goal, ...]) -> tuple[int, float]:
         return trials, seconds
     halvings = max(1, math.ceil(math.log2(1 / min(g.relative_width for g in goals))))
     halvings += math.ceil(math.log2(SEARCH_RANGE_RATIO)) // 2
-    final = max(g.final_trial_duration_s for g in goals)
+    final_s = max(g.final_trial_duration_s for g in goals)
     repeats = 2 if method == "tst009-binary" else 1
-    return halvings * repeats * len(goals), halvings * repeats * len(goals) * final
+    return halvings * repeats * len(goals), halvings * repeats * len(goals) * final_s
 
 
 def make_plan(traffic: TrafficProfile, cnf: CnfProfile, time_scale: float = 1.0) -> Plan:

@@ -261,6 +261,9 @@ class LabSpec(Strict):
 
     seed: int = 1
     time_scale: float = Field(200.0, gt=0)
+    # Attach to a lab started with `cnfbench lab up --state-dir DIR` instead of starting
+    # an ephemeral one; the lab then keeps running after the run.
+    state_dir: str | None = None
     nodes: int = Field(3, ge=1)
     vfs_per_node: int = Field(8, ge=0)
 

@@ -246,6 +246,11 @@ class RunStore:
         )
         return counts
 
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        target = self.directory / name
+        _atomic_write(target, data)
+        return target
+
     def write_json(self, name: str, body: Mapping[str, Any]) -> Path:
         target = self.directory / name
         _atomic_write(target, json.dumps(body, indent=2, sort_keys=True, default=str).encode())

@@ -14,7 +14,6 @@ resumed search asks for the same trials in the same order and the replay stays i
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import Any, Protocol
 from bench.profiles import CnfProfile, TrafficProfile
 from bench.store import RunStore, point_record, trial_from_record
 from traffic import units
-from traffic.errors import GeneratorError, SearchError
 from traffic.model import (
     Direction,
     Generator,
@@ -38,6 +36,7 @@ from traffic.model import (
     TrialSpec,
 )
 from traffic.search import make_search
+from traffic.trial import TrialRunner
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +70,12 @@ ProgressFn = Callable[[SweepEvent], None]
 
 
 def _close(a: TrialSpec, record: Mapping[str, Any]) -> bool:
+    """Whether a journaled trial is the one asked for now (same kind, load, duration)."""
+    load = float(record["intended_load_pps"])
+    duration = float(record["intended_duration_s"])
     return (
-        abs(record["intended_load_pps"] - a.intended_load_pps)
-        <= 1e-9 * max(1.0, a.intended_load_pps)
-        and abs(record["intended_duration_s"] - a.intended_duration_s) <= 1e-9
+        abs(load - a.intended_load_pps) <= 1e-9 * max(1.0, a.intended_load_pps)
+        and abs(duration - a.intended_duration_s) <= 1e-9
         and record["kind"] == a.kind.value
     )
 
@@ -82,9 +83,9 @@ def _close(a: TrialSpec, record: Mapping[str, Any]) -> bool:
 class TrialRecorder:
     """Runs trials on the generator, journals each, and replays journaled ones on resume.
 
-    An invalid trial (generator error, lost connection, port down) is journaled as
-    invalid with its reason, the generator is reopened, and the trial is run again; it
-    never reaches the search as a measurement.
+    Live trials go through `traffic.trial.TrialRunner`: an invalid trial (generator
+    error, lost connection, port down) is journaled as invalid with its reason, the
+    generator is reconnected and the trial repeated; it never reaches a search.
     """
 
     def __init__(
@@ -93,14 +94,14 @@ class TrialRecorder:
         generator: Generator,
         records: Sequence[Mapping[str, Any]] = (),
         progress: ProgressFn | None = None,
-        reopen: Callable[[], None] | None = None,
+        learning_frames: bool = False,
     ) -> None:
         self.store = store
         self.generator = generator
         self.progress = progress
-        self.reopen = reopen
         self.measured = 0
         self.replayed = 0
+        self._learn = learning_frames
         self._replay: dict[tuple[str, str], deque[Mapping[str, Any]]] = defaultdict(deque)
         for record in records:
             if record.get("type") == "trial" and record.get("valid"):
@@ -124,24 +125,22 @@ class TrialRecorder:
         return self._measure(point, phase, spec)
 
     def _measure(self, point: Point, phase: str, spec: TrialSpec) -> TrialResult:
-        for _attempt in range(MAX_INVALID_IN_A_ROW):
-            try:
-                result = self.generator.run_trial(spec)
-            except GeneratorError as exc:
-                result = TrialResult.invalid(spec, str(exc), started_at=time.time())
+        def record(result: TrialResult) -> None:
             self.store.append_trial(result, point, point_key=point.key, phase=phase)
             self.measured += 1
             if self.progress is not None:
                 self.progress(SweepEvent("trial", point, result, trials_done=self.measured))
-            if result.valid:
-                return result
-            log.warning("invalid trial (%s); reconnecting and repeating it", result.invalid_reason)
-            if self.reopen is not None:
-                self.reopen()
-        raise SearchError(
-            f"{point.key}: {MAX_INVALID_IN_A_ROW} invalid trials in a row at "
-            f"{spec.intended_load_pps:.0f} pps; the generator or testbed is not healthy"
+
+        runner = TrialRunner(
+            self.generator,
+            spec.streams,
+            record=record,
+            kind=spec.kind,
+            max_attempts=MAX_INVALID_IN_A_ROW,
+            learning_frames=self._learn,
         )
+        self._learn = False
+        return runner.run(spec)
 
 
 @dataclass
