@@ -538,3 +538,42 @@ def test_restart_forgets_owners_and_handles(rpc: Rpc, server: TRexServer) -> Non
     finally:
         fresh.close()
     assert server.snapshot()["ports"][0]["owned"] is False
+
+
+def test_continuous_traffic_sees_a_replica_leave(rpc: Rpc, server: TRexServer) -> None:
+    """Disruption as the controller sees it: loss while a replica's flows are unhashed."""
+    dataplane = server.dataplane
+    h0 = own(rpc, 0)
+    rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1.0, flows=1000))
+    load = 0.3 * dataplane.ground_truth(64, 1000, 2, False)  # one replica can carry it
+    rpc.call(
+        "start_traffic",
+        handler=h0,
+        port_id=0,
+        mul={"type": "pps", "value": load},
+        duration=-1,
+        force=False,
+    )
+
+    def sample() -> tuple[int, int]:
+        # One batch is answered at one lab instant, so both counters agree.
+        batch = [rpc.request("get_port_stats", port_id=p) for p in (0, 1)]
+        tx, rx = (_result(reply) for reply in rpc.raw(batch))
+        return tx["opackets"], rx["ipackets"]
+
+    time.sleep(0.05)
+    before = sample()
+    removed_at = server.clock.now_s()
+    dataplane.remove_replica("replica-1", at_s=removed_at)
+    server.clock.sleep(dataplane.model.rehash_s + 1.0)
+    during = sample()
+    server.clock.sleep(5.0)
+    after = sample()
+    rpc.call("stop_traffic", handler=h0, port_id=0)
+
+    lost_during = (during[0] - before[0]) - (during[1] - before[1])
+    lost_after = (after[0] - during[0]) - (after[1] - during[1])
+    # About half the flows hashed to the removed replica, for `rehash_s` of lab time.
+    expected = 0.5 * load * dataplane.model.rehash_s
+    assert 0.6 * expected < lost_during < 1.4 * expected
+    assert lost_after == 0

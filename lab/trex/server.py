@@ -161,6 +161,7 @@ class TRexServer:
         self._ctx: zmq.Context[Any] | None = None
         self._threads: list[threading.Thread] = []
         self._started_wall = time.time()
+        self._message = threading.local()  # `now_s` while the RPC thread answers a message
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = self._method_table()
 
     # --- lifecycle
@@ -257,8 +258,18 @@ class TRexServer:
         poller.register(new, zmq.POLLIN)
         return new
 
+    def _now(self) -> float:
+        """Lab time of the message being answered: one instant for a whole batch, so
+        counters read in one batch are consistent with each other."""
+        frozen: float | None = getattr(self._message, "now_s", None)
+        return frozen if frozen is not None else self.clock.now_s()
+
     def handle_message(self, data: bytes) -> bytes:
-        """Answer one ZMQ message (a request or a batch), compressed like the request."""
+        """Answer one ZMQ message (a request or a batch), compressed like the request.
+
+        Injected delays are served first, outside the lock, so that the async channel
+        keeps publishing; then the whole message is answered at one lab instant.
+        """
         zipped = wire.is_zipped(data)
         try:
             text = wire.unzip(data) if zipped else data
@@ -266,26 +277,39 @@ class TRexServer:
         except (ValueError, UnicodeDecodeError) as exc:
             reply: Any = wire.error(None, RpcError(f"bad JSON: {exc}", wire.PARSE_ERROR))
         else:
-            if isinstance(request, list):
-                reply = [self._handle_one(r) for r in request]
-            else:
-                reply = self._handle_one(request)
+            requests = request if isinstance(request, list) else [request]
+            faults = [self._take_faults(r) for r in requests]
+            delay_s = sum(d for d, _ in faults)
+            if delay_s:
+                time.sleep(delay_s)
+            with self._lock:
+                self._message.now_s = self.clock.now_s()
+                try:
+                    replies = [
+                        self._handle_one(r, failure)
+                        for r, (_, failure) in zip(requests, faults, strict=True)
+                    ]
+                finally:
+                    self._message.now_s = None
+            reply = replies if isinstance(request, list) else replies[0]
         body = json.dumps(reply).encode()
         return wire.zip_message(body) if zipped else body
 
-    def _handle_one(self, request: Any) -> dict[str, Any]:
+    def _take_faults(self, request: Any) -> tuple[float, RpcError | None]:
+        method = request.get("method") if isinstance(request, dict) else None
+        if not isinstance(method, str):
+            return 0.0, None
+        with self._lock:
+            self.rpc_calls += 1
+            return self.faults.take_delay(method), self.faults.take_failure(method)
+
+    def _handle_one(self, request: Any, failure: RpcError | None) -> dict[str, Any]:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return wire.error(None, RpcError("invalid request", wire.INVALID_REQUEST))
         req_id = request.get("id")
         method = request["method"]
         params = request.get("params") or {}
         log.debug("rpc %s %s", method, {k: v for k, v in params.items() if k != "stream"})
-        with self._lock:
-            self.rpc_calls += 1
-            delay_s = self.faults.take_delay(method)
-            failure = self.faults.take_failure(method)
-        if delay_s:
-            time.sleep(delay_s)
         if failure is not None:
             return wire.error(req_id, failure)
         handler = self._methods.get(method)
@@ -294,9 +318,8 @@ class TRexServer:
                 req_id, RpcError(f"Method '{method}' is not supported", wire.METHOD_NOT_SUPPORTED)
             )
         try:
-            with self._lock:
-                self._check_api_h(method, params)
-                return wire.result(req_id, handler(params))
+            self._check_api_h(method, params)
+            return wire.result(req_id, handler(params))
         except RpcError as exc:
             return wire.error(req_id, exc)
         except (EngineError, StreamError) as exc:
@@ -521,7 +544,7 @@ class TRexServer:
 
     def _get_port_status(self, params: dict[str, Any]) -> Any:
         port_id = self._port_id(params)
-        self.engine.advance(self.clock.now_s())
+        self.engine.advance(self._now())
         port = self.engine.ports[port_id]
         max_id = max(port.streams, default=0)
         return {
@@ -646,7 +669,7 @@ class TRexServer:
         port_id = self._owned(params)
         duration = float(params.get("duration", -1))
         mul = params.get("mul") or {"type": "raw", "value": 1.0, "op": "abs"}
-        now = self.clock.now_s()
+        now = self._now()
         profile = _profile(params, DEFAULT_PROFILE)
         force = bool(params.get("force", False))
         self.engine.start(port_id, now, mul, duration, force=force, profile=profile)
@@ -655,20 +678,20 @@ class TRexServer:
 
     def _stop_traffic(self, params: dict[str, Any]) -> Any:
         port_id = self._owned(params)
-        self.engine.stop(port_id, self.clock.now_s(), _profile(params, ALL_PROFILES))
+        self.engine.stop(port_id, self._now(), _profile(params, ALL_PROFILES))
         return {}
 
     def _pause_traffic(self, params: dict[str, Any]) -> Any:
-        self.engine.pause(self._owned(params), self.clock.now_s())
+        self.engine.pause(self._owned(params), self._now())
         return {}
 
     def _resume_traffic(self, params: dict[str, Any]) -> Any:
-        self.engine.resume(self._owned(params), self.clock.now_s())
+        self.engine.resume(self._owned(params), self._now())
         return {}
 
     def _update_traffic(self, params: dict[str, Any]) -> Any:
         port_id = self._owned(params)
-        self.engine.update(port_id, self.clock.now_s(), params["mul"], bool(params.get("force")))
+        self.engine.update(port_id, self._now(), params["mul"], bool(params.get("force")))
         run = self.engine.ports[port_id].run
         return {"multiplier": run.factor if run else 0.0}
 
@@ -701,7 +724,7 @@ class TRexServer:
         if "multicast" in attr:
             port.multicast = bool(attr["multicast"]["enabled"])
         if "link_status" in attr:
-            self.engine.set_link(port_id, bool(attr["link_status"]["up"]), self.clock.now_s())
+            self.engine.set_link(port_id, bool(attr["link_status"]["up"]), self._now())
         self._enqueue_event(
             EVENT_PORT_ATTR_CHG, {"port_id": port_id, "attr": self._port_attr(port_id)}
         )
@@ -733,7 +756,7 @@ class TRexServer:
         return min(100.0, 100.0 * tx_pps / (15e6 * 4)) if tx_pps else 0.0
 
     def _global_stats(self) -> dict[str, Any]:
-        self.engine.advance(self.clock.now_s())
+        self.engine.advance(self._now())
         ports = self.engine.ports
         tx_bps = sum(p.tx_bps for p in ports)
         rx_bps = sum(p.rx_bps for p in ports)
@@ -770,7 +793,7 @@ class TRexServer:
         }
 
     def _port_stats(self, port_id: int) -> dict[str, Any]:
-        self.engine.advance(self.clock.now_s())
+        self.engine.advance(self._now())
         port = self.engine.ports[port_id]
         return {
             "opackets": port.opackets,
@@ -787,7 +810,7 @@ class TRexServer:
         }
 
     def _get_pgid_stats(self, params: dict[str, Any]) -> Any:
-        self.engine.advance(self.clock.now_s())
+        self.engine.advance(self._now())
         wanted = [int(pg) for pg in params.get("pgids", [])]
         ports = [str(p.port_id) for p in self.engine.ports]
         flow: dict[str, Any] = {}
@@ -809,7 +832,7 @@ class TRexServer:
 
     def _publish_now(self, params: dict[str, Any]) -> Any:
         key, baseline = params["key"], bool(params.get("baseline", False))
-        self.engine.advance(self.clock.now_s())
+        self.engine.advance(self._now())
         if self._legacy_async:
             self._outbox.append(self._global_message(baseline))
         self._enqueue({"name": "trex-barrier", "type": key, "data": {}})
