@@ -338,6 +338,8 @@ class DataPlane:
         self._replicas: list[_Replica] = []
         self._links_up = [True] * len(self.port_speeds_bps)
         self._trials = 0
+        self._last_trial = 0
+        self._occurrences: dict[str, int] = {}
         self._hash_cache: dict[int, np.ndarray[Any, np.dtype[np.uint64]]] = {}
         self._burst_times: dict[int, list[float]] = {}
         self._burst_rngs: dict[int, np.random.Generator] = {}
@@ -434,16 +436,29 @@ class DataPlane:
 
     # --- trials and noise
 
-    def begin_trial(self) -> int:
-        """A new trial index: the key of one trial's capacity noise and loss bursts."""
+    def begin_trial(self, content: str | None = None) -> int:
+        """A new trial index: the key of one trial's capacity noise and loss bursts.
+
+        With `content` (what the trial sends: ports, rate, duration, frames, flows) the
+        index is a hash of the content and of how often that content ran before, so a
+        trial's noise does not depend on unrelated trials before it: a lab restarted
+        with the same seed gives a resumed sweep the noise an uninterrupted one met.
+        Without it, trials are numbered in order.
+        """
         with self._lock:
             self._trials += 1
-            return self._trials
+            if content is None:
+                self._last_trial = self._trials
+            else:
+                seen = self._occurrences.get(content, 0) + 1
+                self._occurrences[content] = seen
+                self._last_trial = _stable_hash(f"{content}#{seen}") >> 1
+            return self._last_trial
 
     @property
     def last_trial(self) -> int:
         with self._lock:
-            return self._trials
+            return self._last_trial
 
     def trial_noise(self, trial: int) -> float:
         """The capacity factor of `trial` (log-normal, mean one); 1.0 without noise."""
@@ -761,7 +776,9 @@ class DataPlane:
         """
         sizes = ((frame_sizes, 1.0),) if isinstance(frame_sizes, int) else tuple(frame_sizes)
         with self._lock:
-            factor = self.trial_noise(self._trials if trial is None else trial) if noise else 1.0
+            factor = (
+                self.trial_noise(self._last_trial if trial is None else trial) if noise else 1.0
+            )
             members = [
                 _Replica(f"truth-{k}", f"02:00:00:00:ff:{k:02x}", self.model, -1e9)
                 for k in range(replicas)

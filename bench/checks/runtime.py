@@ -47,7 +47,8 @@ def view(ctx: CheckContext) -> KubeView:
     cluster = ctx.cluster
     if isinstance(cluster, KubeView):
         return cluster
-    api_client = getattr(cluster, "api_client", None)
+    # bench.cluster.Cluster keeps its ApiClient as `api`
+    api_client = getattr(cluster, "api", None) or getattr(cluster, "api_client", None)
     if api_client is None:
         raise ClusterError(f"{type(cluster).__name__} gives no kubernetes ApiClient")
     assert ctx.workload_name is not None

@@ -283,7 +283,11 @@ class Engine:
         end_s = start_s + duration_s if duration_s > 0 else None
         actives = self._schedule(port, streams, factor, start_s, end_s)
         if self.trial is None:
-            self.trial = self.dataplane.begin_trial()
+            content = ";".join(
+                f"{port_id}:{a.stream.l2_bytes}:{a.pps:.6g}:{a.stream.flows}" for a in actives
+            )
+            replicas = len(self.dataplane.replica_ids())
+            self.trial = self.dataplane.begin_trial(f"{content}|{duration_s:g}|r{replicas}")
             self.trial_start_s = start_s
             self.trials_run += 1
         port.run = Run(port_id, start_s, end_s, factor, actives, profile)
