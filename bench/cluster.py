@@ -342,6 +342,8 @@ class Cluster:
             helm=helm,
         )
         cluster.version()
+        with cluster._errors("discover the core API"):
+            client.CoreApi(api_client).get_api_versions()
         return cluster
 
     @classmethod
@@ -659,6 +661,7 @@ class Cluster:
                 and "list" in (getattr(r, "verbs", None) or [])
                 and "/" not in str(getattr(r, "name", "/"))
                 and r.kind not in ("Event", "Binding")
+                and not r.kind.endswith("List")
             ]
         for resource in kinds:
             with self._errors(f"list {resource.name} in {namespace}"):
@@ -1080,8 +1083,9 @@ class Cluster:
         except subprocess.TimeoutExpired as exc:
             raise ChartError(f"helm {args[0]} did not finish in {HELM_TIMEOUT_S:g} s") from exc
         if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-            raise ChartError(f"helm could not {doing}: {first}")
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            why = next((line for line in lines if line.startswith("Error:")), lines[-1])
+            raise ChartError(f"helm could not {doing}: {why.removeprefix('Error: ')}")
         return done.stdout
 
 
@@ -1388,8 +1392,8 @@ def _images(objects: list[Obj]) -> set[str]:
         if obj["kind"] == "Pod":
             pod_spec = spec
         for c in [
-            *(pod_spec or {}).get("initContainers") or [],
-            *(pod_spec or {}).get("containers") or [],
+            *((pod_spec or {}).get("initContainers") or []),
+            *((pod_spec or {}).get("containers") or []),
         ]:
             if c.get("image"):
                 out.add(str(c["image"]))

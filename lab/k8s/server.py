@@ -238,6 +238,10 @@ class ApiServer:
 
     def handle(self, req: Request) -> tuple[int, Any] | Stream:
         path = req.path.rstrip("/") or "/"
+        if req.headers.get("Authorization"):
+            # Credentials that fail authentication are refused on every path, the public
+            # ones included, as kube-apiserver does.
+            self.authenticate(req)
         if path in ("/healthz", "/livez", "/readyz"):
             return 200, "ok"
         if path == "/version":
