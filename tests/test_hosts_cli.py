@@ -1,4 +1,8 @@
-"""``cnfbench hosts probe`` and ``cnfbench hosts fingerprint`` against a real sshd."""
+"""``cnfbench hosts`` against a real sshd, fixture trees and a stand-in TRex server.
+
+Exit codes and error lines go through the real entry point in a subprocess; the rest is
+invoked in-process (the entry point imports every subcommand, which takes seconds).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,21 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
+from click.testing import CliRunner, Result
 
-from bench.hosts import local_fingerprint
+from bench.commands.hosts import hosts_group
+from bench.hosts import HardwareMismatch, HostKeyUnknown, TrexServerError, local_fingerprint
+from bench.hosts.trex import trex_config_for
+from bench.profiles import TestbedProfile, load_profile
 from tests.fixtures.hosts.sshd import Sshd, free_port, start_sshd
 
 Run = Callable[..., CompletedProcess[str]]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hosts"
+
+
+def invoke(*args: str) -> Result:
+    """``cnfbench hosts ARGS`` in this process."""
+    return CliRunner().invoke(hosts_group, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +76,21 @@ expected:
     return path
 
 
-def test_probe_matching_testbed(cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path) -> None:
+def test_probe_matching_testbed(sshd: Sshd, tree: Path, tmp_path: Path) -> None:
     profile = write_testbed(tmp_path / "testbed.yaml", sshd)
-    result = cnfbench("-q", "hosts", "probe", str(profile), "--root", str(tree))
-    assert result.returncode == 0, result.stderr
+    result = invoke("probe", str(profile), "--root", str(tree))
+    assert result.exit_code == 0, result.output
     assert "testbed probe-test" in result.stdout
     assert result.stdout.count(" match ") == 7 and "mismatch" not in result.stdout
     assert "worker-01" in result.stdout  # the fixture's hostname, read over SSH
 
 
 def test_probe_json_carries_the_manifest_fingerprint(
-    cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path
+    sshd: Sshd, tree: Path, tmp_path: Path
 ) -> None:
     profile = write_testbed(tmp_path / "testbed.yaml", sshd)
-    result = cnfbench("-q", "hosts", "probe", str(profile), "--root", str(tree), "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("probe", str(profile), "--root", str(tree), "--json")
+    assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert {r["status"] for r in body["rows"]} == {"match"}
     (host,) = body["fingerprint"]["hosts"]
@@ -93,18 +106,18 @@ def test_probe_mismatch_exits_1(cnfbench: Run, sshd: Sshd, tree: Path, tmp_path:
     assert "cnfbench: error: testbed probe-test: 1 mismatch(es)" in result.stderr
 
 
-def test_probe_unreachable_host_exits_1(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+def test_probe_unreachable_host_fails(sshd: Sshd, tmp_path: Path) -> None:
     profile = write_testbed(tmp_path / "testbed.yaml", sshd, port=free_port())
-    result = cnfbench("-q", "hosts", "probe", str(profile), "--json")
-    assert result.returncode == 1
+    result = invoke("probe", str(profile), "--json")
+    assert isinstance(result.exception, HardwareMismatch)
     (row,) = json.loads(result.stdout)["rows"]
     assert (row["property"], row["status"]) == ("ssh", "mismatch")
     assert "Connection refused" in row["detail"]
 
 
-def test_probe_the_embedded_lab(cnfbench: Run) -> None:
-    result = cnfbench("-q", "hosts", "probe", "lab")
-    assert result.returncode == 0, result.stderr
+def test_probe_the_embedded_lab() -> None:
+    result = invoke("probe", "lab")
+    assert result.exit_code == 0, result.output
     assert "embedded lab" in result.stdout and "sha256" in result.stdout
 
 
@@ -114,31 +127,40 @@ def test_probe_unknown_testbed_is_a_usage_error(cnfbench: Run) -> None:
     assert "no bundled testbed (have: cx6-2x100g, e810-2x25g, lab)" in result.stderr
 
 
-def test_fingerprint_command(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
+def test_fingerprint_command(sshd: Sshd, tmp_path: Path) -> None:
     destination = f"root@127.0.0.1:{sshd.port}"
     common = ["--key-file", str(sshd.user_key), "--no-agent"]
-    result = cnfbench(
-        "-q", "hosts", "fingerprint", destination, *common,
-        "--known-hosts", str(sshd.known_hosts), "--json",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result = invoke(
+        "fingerprint", destination, *common, "--known-hosts", str(sshd.known_hosts), "--json"
+    )
+    assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sha256"] == local_fingerprint().sha256
 
     empty = tmp_path / "known_hosts"
-    result = cnfbench(
-        "-q", "hosts", "fingerprint", destination, *common, "--known-hosts", str(empty)
+    result = invoke("fingerprint", destination, *common, "--known-hosts", str(empty))
+    assert isinstance(result.exception, HostKeyUnknown) and not empty.exists()
+    result = invoke(
+        "fingerprint", destination, *common, "--known-hosts", str(empty), "--trust-new-host-key"
     )
-    assert result.returncode == 1 and "is not in" in result.stderr and not empty.exists()
-    result = cnfbench(
-        "-q", "hosts", "fingerprint", destination, *common, "--known-hosts", str(empty),
-        "--trust-new-host-key",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert f"[127.0.0.1]:{sshd.port}" in empty.read_text()
 
-    result = cnfbench("-q", "hosts", "fingerprint", "local", "--root", str(FIXTURES / "cx6-sriov"))
-    assert result.returncode == 0
+    result = invoke("fingerprint", "local", "--root", str(FIXTURES / "cx6-sriov"))
+    assert result.exit_code == 0
     assert "MT2892 Family [ConnectX-6 Dx] [mlx5_core] 100G, 16 VFs on mlx5_core" in result.stdout
+
+
+def test_unknown_host_key_through_the_entry_point(
+    cnfbench: Run, sshd: Sshd, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    result = cnfbench(
+        "-q", "hosts", "fingerprint", f"root@127.0.0.1:{sshd.port}", "--no-agent",
+        "--key-file", str(sshd.user_key), "--known-hosts", str(empty),
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("cnfbench: error: root@127.0.0.1:") and "is not in" in line
 
 
 def write_trex_testbed(path: Path, sshd: Sshd, directory: Path, standin_ports: str) -> Path:
@@ -172,25 +194,29 @@ generator:
     return path
 
 
-def test_trex_server_commands(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:
-    profile = str(write_trex_testbed(tmp_path / "testbed.yaml", sshd, tmp_path, "3b:00.0,3b:00.1"))
-    config = cnfbench("-q", "hosts", "trex", "config", profile)
-    assert config.returncode == 0 and "dual_if:" in config.stdout
+def test_trex_server_commands(sshd: Sshd, tmp_path: Path) -> None:
+    path = write_trex_testbed(tmp_path / "testbed.yaml", sshd, tmp_path, "3b:00.0,3b:00.1")
+    profile = str(path)
+    config = invoke("trex", "config", profile)
+    assert config.exit_code == 0 and "dual_if:" in config.stdout
+    testbed: TestbedProfile = load_profile(path).profile
+    assert config.stdout == trex_config_for(testbed.generator)
 
-    started = cnfbench("-q", "hosts", "trex", "start", profile)
-    assert started.returncode == 0, started.stderr
+    started = invoke("trex", "start", profile)
+    assert started.exit_code == 0, started.output
     assert started.stdout.startswith("TRex v3.04 ready on 127.0.0.1:")
     try:
         assert (tmp_path / "trex_cfg.yaml").read_text() == config.stdout
-        status = cnfbench("-q", "hosts", "trex", "status", profile)
-        assert status.returncode == 0 and "version v3.04" in status.stdout
-        log = cnfbench("-q", "hosts", "trex", "log", profile)
+        status = invoke("trex", "status", profile)
+        assert status.exit_code == 0 and "version v3.04" in status.stdout
+        log = invoke("trex", "log", profile)
         assert "zmq rpc server listening" in log.stdout
     finally:
-        stopped = cnfbench("-q", "hosts", "trex", "stop", profile)
+        stopped = invoke("trex", "stop", profile)
     assert stopped.stdout == "stopped\n"
-    status = cnfbench("-q", "hosts", "trex", "status", profile)
-    assert status.returncode == 1 and "is not running" in status.stderr
+    status = invoke("trex", "status", profile)
+    assert isinstance(status.exception, TrexServerError)
+    assert "is not running" in str(status.exception)
 
 
 def test_trex_start_failure_prints_the_log(cnfbench: Run, sshd: Sshd, tmp_path: Path) -> None:

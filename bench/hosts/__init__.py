@@ -5,7 +5,8 @@ The public surface:
 - `SshTarget`, `connect` (an `SshRunner`), `LocalRunner`: where commands run;
 - `collect_fingerprint`, `local_fingerprint`, `Fingerprint`, `manifest_fingerprint`;
 - `compare`, `Comparison`, `Status`, `has_mismatch`, `comparison_table`, `comparable`;
-- `TrexServer`, `TrexServerConfig`: the TRex server's lifecycle on the generator host.
+- `TrexServer`, `TrexServerConfig` (in `bench.hosts.trex`): the TRex server's lifecycle;
+- `probe_testbed`, `fingerprint_testbed` (in `bench.hosts.probe`): a testbed at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bench.hosts.compare import (
     has_mismatch,
 )
 from bench.hosts.errors import (
+    HardwareMismatch,
     HostAuthFailed,
     HostError,
     HostKeyChanged,
@@ -42,6 +44,7 @@ __all__ = [
     "CommandResult",
     "Comparison",
     "Fingerprint",
+    "HardwareMismatch",
     "HostAuthFailed",
     "HostError",
     "HostFS",
