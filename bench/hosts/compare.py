@@ -67,6 +67,15 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _share(hits: int, total: int) -> Status:
+    """All of them is a match, some a deviation, none a mismatch."""
+    return Status.MATCH if hits == total else Status.DEVIATION if hits else Status.MISMATCH
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
 class _Comparer:
     def __init__(
         self, fp: Fingerprint, expected: ExpectedHardware, host: str, ports: Sequence[str]
@@ -133,17 +142,10 @@ class _Comparer:
         seen, bound = [], 0
         for pf in self.pfs:
             vf_drivers = sorted({vf.driver or "none" for vf in self.fp.vfs_of(pf)})
-            seen.append(
-                f"{pf.driver or 'none'}" + (f" (VFs {'/'.join(vf_drivers)})" if vf_drivers else "")
-            )
+            vf_text = f" (VFs {'/'.join(vf_drivers)})" if vf_drivers else ""
+            seen.append(f"{pf.driver or 'none'}{vf_text}")
             bound += want in (pf.driver, *vf_drivers)
-        status = (
-            Status.MATCH
-            if bound == len(self.pfs)
-            else Status.DEVIATION
-            if bound
-            else Status.MISMATCH
-        )
+        status = _share(bound, len(self.pfs))
         self.row("nic_driver", want, ", ".join(sorted(set(seen))), status, self.pf_note)
 
     def link_speed(self, want_bps: float) -> None:
@@ -167,7 +169,7 @@ class _Comparer:
             _gbps(want_bps),
             actual,
             status,
-            "; ".join(filter(None, [detail, self.pf_note])),
+            _join(detail, self.pf_note),
         )
 
     def sriov_vfs(self, want: int) -> None:
@@ -186,9 +188,7 @@ class _Comparer:
             status, detail = Status.MISMATCH, f"the NIC supports at most {most} VFs"
         else:
             status, detail = Status.MISMATCH, f"configure {want} VFs (sriov_numvfs)"
-        self.row(
-            "sriov_vfs", str(want), actual, status, "; ".join(filter(None, [detail, self.pf_note]))
-        )
+        self.row("sriov_vfs", str(want), actual, status, _join(detail, self.pf_note))
 
     def hugepages(self, size: str, count: int) -> None:
         want = f"{count} x {size}"
@@ -213,7 +213,7 @@ class _Comparer:
             want,
             f"{total} x {size}",
             status,
-            "; ".join(filter(None, [detail, per_node])),
+            _join(detail, per_node),
         )
 
     def kernel(self, want: str) -> None:
@@ -252,11 +252,7 @@ class _Comparer:
             self.not_collected("cpu_governor", want, "governors")
             return
         actual = ", ".join(f"{g} ({n} CPUs)" for g, n in self.fp.governors.items())
-        on_want = self.fp.governors.get(want, 0)
-        if on_want == sum(self.fp.governors.values()):
-            status = Status.MATCH
-        else:
-            status = Status.DEVIATION if on_want else Status.MISMATCH
+        status = _share(self.fp.governors.get(want, 0), sum(self.fp.governors.values()))
         self.row("cpu_governor", want, actual, status)
 
     def run(self) -> list[Comparison]:
