@@ -9,7 +9,9 @@ unreachable API, bad credentials and a missing workload.
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +256,49 @@ def test_bad_manifests_and_charts_are_input_errors(cluster: Cluster, tmp_path: P
         cluster.render(cnf, tmp_path)
     assert "helm could not render the chart" in str(err.value)
     assert "nil pointer evaluating interface {}.field" in str(err.value)
+
+
+def test_install_with_helm_upgrade_install(cluster: Cluster, lab: LabApi) -> None:
+    cnf = _cnf("stateful-firewall").model_copy(update={"install": "helm"})
+    installation, ready = cluster.install(cnf, CNF_DIR, timeout_s=120)
+    assert installation.method == "helm" and installation.chart == "stateful-firewall-3.1.4"
+    assert ready is not None and ready.ready and ready.ready_replicas == 1
+    listed = subprocess.run(
+        [
+            "helm",
+            "list",
+            "--namespace",
+            cnf.namespace,
+            "--kubeconfig",
+            str(lab.kubeconfig),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    releases = json.loads(listed.stdout)
+    assert [(r["name"], r["status"]) for r in releases] == [("stateful-firewall", "deployed")]
+    pod = cluster.pods(installation.workload)[0]
+    assert pod.images == ("registry.lab.local/cnfbench/stateful-firewall:3.1.4",)
+    cluster.uninstall(installation)
+    assert not cluster.pods(cnf.namespace, "app.kubernetes.io/name=stateful-firewall")
+    listed = subprocess.run(
+        [
+            "helm",
+            "list",
+            "--namespace",
+            cnf.namespace,
+            "--kubeconfig",
+            str(lab.kubeconfig),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(listed.stdout) == []

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lab.k8s import admission, openapi, resources
+from lab.k8s import admission, openapi, protobuf, resources
 from lab.k8s.controller import NAMESPACE, Controller
 from lab.k8s.errors import (
     ApiError,
@@ -110,6 +110,8 @@ class Request:
         if not self.body:
             raise bad_request("the request has no body")
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            return protobuf.decode(self.body)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(self.body)
