@@ -57,7 +57,7 @@ def view(ctx: CheckContext) -> KubeView:
         ctx.namespace,
         ctx.workload_kind,
         ctx.workload_name,
-        time_scale=ctx.time_scale,
+        time_scale=getattr(cluster, "time_scale", None) or ctx.time_scale,
         poll_s=ctx.poll_s,
     )
 
