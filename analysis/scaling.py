@@ -136,25 +136,31 @@ def _clip(params: FloatArray, free_kappa: bool) -> FloatArray:
 
 
 def _batched_lm(
-    r: FloatArray, y: FloatArray, start: FloatArray, free_kappa: bool, iterations: int = 60
+    r: FloatArray,
+    y: FloatArray,
+    start: FloatArray,
+    free_kappa: bool,
+    weights: FloatArray | None = None,
+    iterations: int = 60,
 ) -> FloatArray:
-    """Levenberg–Marquardt for many data sets y (B, N) at once, within the bounds.
+    """Weighted Levenberg–Marquardt for many data sets y (B, N) at once, within the bounds.
 
     Data sets leave the iteration once their cost stops improving (relative change below
     1e-12 on an accepted step, or a damping so large that no step is taken).
     """
     k = 3 if free_kappa else 2
+    root_w = np.sqrt(np.ones(r.size) if weights is None else weights)
     params = _clip(np.repeat(start[None, :], y.shape[0], axis=0), free_kappa)
     damping = np.full(y.shape[0], 1e-3)
-    cost = np.sum((y - _model_values(r, params)) ** 2, axis=1)
+    cost = np.sum(((y - _model_values(r, params)) * root_w) ** 2, axis=1)
     active = np.arange(y.shape[0])
     eye = np.eye(k)
     for _ in range(iterations):
         if active.size == 0:
             break
         p, ya, mu = params[active], y[active], damping[active]
-        jac = _model_jacobian(r, p, free_kappa)
-        resid = ya - _model_values(r, p)
+        jac = _model_jacobian(r, p, free_kappa) * root_w[None, :, None]
+        resid = (ya - _model_values(r, p)) * root_w
         jac_t = jac.transpose(0, 2, 1)
         jtj = jac_t @ jac
         jtr = jac_t @ resid[:, :, None]
@@ -163,7 +169,7 @@ def _batched_lm(
         trial = p.copy()
         trial[:, :k] += step
         trial = _clip(trial, free_kappa)
-        trial_cost = np.sum((ya - _model_values(r, trial)) ** 2, axis=1)
+        trial_cost = np.sum(((ya - _model_values(r, trial)) * root_w) ** 2, axis=1)
         old_cost = cost[active]
         better = trial_cost < old_cost
         params[active] = np.where(better[:, None], trial, p)
@@ -258,24 +264,31 @@ def _bootstrap_sets(
     k: int,
     samples: int,
     rng: np.random.Generator,
-) -> tuple[FloatArray, str]:
+) -> tuple[FloatArray, FloatArray, FloatArray, str]:
+    """Bootstrap data sets as (replicas, values (B, n), weights, method).
+
+    Least squares over repeated measurements equals least squares over their means
+    weighted by the repeat counts (the within-group sum of squares does not depend on
+    the parameters), so case-resampled sets are returned as weighted group means.
+    """
     # Resampling n values underestimates the variance of their mean by (n − 1)/n; the
     # deviations are inflated by √(n/(n − 1)) (and by √(N/(N − k)) for residuals, k the
     # parameters) to undo it (Davison & Hinkley, *Bootstrap Methods*, 1997, §2.3, §6.2.3).
-    groups = [np.nonzero(r == value)[0] for value in np.unique(r)]
+    values = np.unique(r)
+    groups = [np.nonzero(r == value)[0] for value in values]
     if all(g.size >= 2 for g in groups):
-        parts = []
-        for g in groups:
+        means = np.empty((samples, len(groups)))
+        for i, g in enumerate(groups):
             centre = y[g].mean()
             inflate = math.sqrt(g.size / (g.size - 1))
             picked = y[g[rng.integers(0, g.size, size=(samples, g.size))]]
-            parts.append(centre + inflate * (picked - centre))
-        order = np.concatenate(groups)
-        return np.concatenate(parts, axis=1)[:, np.argsort(order)], "stratified case resampling"
+            means[:, i] = centre + inflate * (picked.mean(axis=1) - centre)
+        counts = np.array([g.size for g in groups], dtype=float)
+        return values, means, counts, "stratified case resampling"
     relative = y / fitted - 1.0
     relative = (relative - relative.mean()) * math.sqrt(y.size / max(y.size - k, 1))
     draws = relative[rng.integers(0, relative.size, size=(samples, relative.size))]
-    return fitted[None, :] * (1.0 + draws), "residual resampling"
+    return r, fitted[None, :] * (1.0 + draws), np.ones(r.size), "residual resampling"
 
 
 def _interval(values: FloatArray, confidence: float) -> tuple[float, float]:
@@ -345,8 +358,10 @@ def fit_scaling(
     params = _point_fit(r, y / scale, free_kappa)
     fitted = _model_values(r, params[None, :])[0]
     rng = np.random.default_rng(seed)
-    sets, method = _bootstrap_sets(r, y / scale, fitted, k=k, samples=bootstrap_samples, rng=rng)
-    boot = _batched_lm(r, sets, params, free_kappa)
+    r_boot, sets, weights, method = _bootstrap_sets(
+        r, y / scale, fitted, k=k, samples=bootstrap_samples, rng=rng
+    )
+    boot = _batched_lm(r_boot, sets, params, free_kappa, weights)
     params[0] *= scale
     boot[:, 0] *= scale
     fitted = fitted * scale
