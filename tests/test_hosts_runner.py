@@ -79,3 +79,9 @@ def test_local_fs_tolerates_what_is_missing(tmp_path: Path) -> None:
     assert fs.read_text("/nothing") is None
     assert fs.listdir("/nothing") is None
     assert fs.readlink("/nothing") is None
+
+
+def test_batched_reads_of_this_machine_match_direct_reads() -> None:
+    # the real sysfs has quirks fixtures lack (binary attributes, EINVAL on read)
+    batched = collect_fingerprint(LocalRunner(), fs=ExecFS(LocalRunner(), "/"))
+    assert replace(batched, collected_at=0) == replace(local_fingerprint(), collected_at=0)

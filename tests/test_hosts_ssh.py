@@ -76,8 +76,10 @@ def test_a_failing_command_is_an_error_that_names_it(target: SshTarget) -> None:
 def test_fingerprint_of_this_machine_over_ssh(target: SshTarget) -> None:
     with connect(target) as host:
         remote = collect_fingerprint(host)
+        over_sftp = collect_fingerprint(host, fs=host.filesystem(method="sftp"))
     local = local_fingerprint()
-    assert remote.sha256 == local.sha256
+    assert remote.sha256 == local.sha256 == over_sftp.sha256
+    assert replace(remote, collected_at=0) == replace(over_sftp, collected_at=0)
     assert remote.kernel == local.kernel and remote.nics == local.nics
     assert remote.hostname == local.hostname
 
@@ -87,7 +89,7 @@ def test_fixture_trees_over_ssh_sftp_and_cat(target: SshTarget, tmp_path: Path) 
     tree = tmp_path / "remote-root"
     shutil.copytree(FIXTURES / "e810-sriov", tree, symlinks=True)
     with connect(target) as host:
-        over_sftp = collect_fingerprint(host, root=str(tree))
+        over_sftp = collect_fingerprint(host, fs=host.filesystem(str(tree), method="sftp"))
         over_cat = ExecFS(host, str(tree))
         driver = over_cat.readlink("/sys/bus/pci/devices/0000:3b:01.0/driver")
         assert driver is not None and driver.endswith("/vfio-pci")
@@ -95,7 +97,7 @@ def test_fixture_trees_over_ssh_sftp_and_cat(target: SshTarget, tmp_path: Path) 
         assert over_cat.read_text("/no/such/file") is None
         # the cat fallback reads the whole tree in one batched command
         started = time.monotonic()
-        over_cat_fp = collect_fingerprint(host, fs=ExecFS(host, str(tree)))
+        over_cat_fp = collect_fingerprint(host, root=str(tree))  # batched exec: the default
         assert time.monotonic() - started < 10
     pf = over_sftp.nic("0000:3b:00.0")
     assert pf is not None and (pf.sriov_total_vfs, pf.sriov_configured_vfs) == (128, 8)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paramiko
 
@@ -362,8 +362,15 @@ class SshRunner:
                 self._sftp_unavailable = True
         return self._sftp
 
-    def filesystem(self, root: str = "/") -> HostFS:
-        sftp = self.sftp()
+    def filesystem(self, root: str = "/", method: Literal["exec", "sftp"] = "exec") -> HostFS:
+        """The host's files under ``root``.
+
+        ``exec`` (the default) reads what the collectors announce in one batched command,
+        so its cost does not grow with the round-trip time (a host behind a jump host
+        across sites); ``sftp`` costs round trips per file, and falls back to ``exec``
+        when the host has no SFTP subsystem.
+        """
+        sftp = self.sftp() if method == "sftp" else None
         return ExecFS(self, root) if sftp is None else SftpFS(sftp, root)
 
 
