@@ -85,3 +85,17 @@ def test_batched_reads_of_this_machine_match_direct_reads() -> None:
     # the real sysfs has quirks fixtures lack (binary attributes, EINVAL on read)
     batched = collect_fingerprint(LocalRunner(), fs=ExecFS(LocalRunner(), "/"))
     assert replace(batched, collected_at=0) == replace(local_fingerprint(), collected_at=0)
+
+
+def test_a_failed_batch_falls_back_to_reading_path_by_path(tmp_path: Path) -> None:
+    class NoShell(RecordingRunner):
+        def run(self, command: str, **kwargs: Any) -> CommandResult:
+            if command.startswith("sh -c"):
+                return CommandResult(command, 127, "", "sh: not found", 0.0)
+            return super().run(command, **kwargs)
+
+    runner = NoShell()
+    fs = ExecFS(runner, str(FIXTURES / "cx6-sriov"))
+    fp = collect_fingerprint(runner, fs=fs)
+    assert fp.cpu_model == "AMD EPYC 7543 32-Core Processor"  # read with cat, one by one
+    assert len(runner.commands) > 100

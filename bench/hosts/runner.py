@@ -162,6 +162,7 @@ for p in "$@"; do
     printf 'F\0%s\0%s\0' "$p" "$c"
   fi
 done
+printf 'E\0end\0\0'
 """
 
 
@@ -197,6 +198,15 @@ class ExecFS:
         # run by sh whatever the login shell; the globs expand inside it
         script = shlex.quote(f"set -- {words}\n{_PREFETCH_SCRIPT}")
         result = self.runner.run(f"sh -c {script}", check=False, timeout_s=120.0)
+        if not result.stdout.endswith("E\0end\0\0"):
+            # the batch did not run to its end: read path by path instead
+            log.warning(
+                "%s: batched read failed (status %d): %s",
+                self.runner.name,
+                result.exit_status,
+                result.stderr.strip()[-200:],
+            )
+            return
         fields = result.stdout.split("\0")
         strip = len(self.root.rstrip("/")) if prefix else 0
         for kind, path, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
