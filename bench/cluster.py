@@ -410,7 +410,7 @@ class Cluster:
                 f"(401 Unauthorized) while trying to {doing}; renew the token or certificate "
                 "in the kubeconfig"
             )
-        if status == 403:
+        if status == 403 and "cannot" in message:
             return ClusterAuthError(f"not allowed to {doing}: {message} (403 Forbidden)")
         if status == 404 and ref is not None:
             return WorkloadNotFound(
@@ -924,18 +924,22 @@ class Cluster:
                 ref.namespace, selector, time.monotonic() + timeout_s / self.time_scale
             )
         if installation.created_namespace:
-            with (
-                contextlib.suppress(ClusterError),
-                self._errors(f"delete namespace {installation.namespace}"),
-            ):
+            with self._errors(f"delete namespace {installation.namespace}"):
                 self.core.delete_namespace(installation.namespace)
+            self._wait_namespace_gone(
+                installation.namespace, time.monotonic() + timeout_s / self.time_scale
+            )
         log.info("uninstalled %s from %s", installation.release, installation.namespace)
 
-    def _ensure_namespace(self, namespace: str) -> bool:
+    def _ensure_namespace(self, namespace: str, timeout_s: float = 120.0) -> bool:
+        """Create the namespace unless it exists; wait out one still being deleted."""
         try:
             with self._errors(f"read namespace {namespace}"):
-                self.core.read_namespace(namespace)
-            return False
+                current = self.core.read_namespace(namespace)
+            if current.metadata.deletion_timestamp is None:
+                return False
+            log.info("namespace %s is being deleted; waiting for it to go", namespace)
+            self._wait_namespace_gone(namespace, time.monotonic() + timeout_s / self.time_scale)
         except ClusterError as exc:
             if "404" not in str(exc):
                 raise
@@ -984,6 +988,33 @@ class Cluster:
         except DynamicApiError as exc:
             if exc.status != 404:
                 raise self._api_error(exc, f"delete {ref.kind} {ref.name}", None) from exc
+
+    def _wait_namespace_gone(self, namespace: str, deadline: float) -> None:
+        selector = f"metadata.name={namespace}"
+        while time.monotonic() < deadline:
+            with self._errors("list namespaces"):
+                listing = self.core.list_namespace(field_selector=selector)
+            if not listing.items:
+                return
+            remaining = max(1, min(WATCH_SLICE_S, int(deadline - time.monotonic()) + 1))
+            stream = Watch()
+            try:
+                with self._errors("watch namespaces"):
+                    for event in stream.stream(
+                        self.core.list_namespace,
+                        field_selector=selector,
+                        resource_version=listing.metadata.resource_version,
+                        timeout_seconds=remaining,
+                        _request_timeout=remaining + 10,
+                    ):
+                        if event["type"] == "DELETED":
+                            return
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise self._api_error(exc, "watch namespaces", None) from exc
+            finally:
+                stream.stop()
+        raise ClusterError(f"namespace {namespace} was still being deleted after the timeout")
 
     def _wait_no_pods(self, namespace: str, selector: str, deadline: float) -> None:
         while time.monotonic() < deadline:
