@@ -45,6 +45,7 @@ from bench.profiles import HostSpec, SshSpec
 log = logging.getLogger(__name__)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+KEEPALIVE_S = 30
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,10 @@ class SshRunner:
                 f"{target.label}: cannot connect: {reason}; is sshd running there and the "
                 "address and port right?"
             ) from exc
+        transport = client.get_transport()
+        if transport is not None:
+            # a session held open while a TRex server runs must survive idle NAT timeouts
+            transport.set_keepalive(KEEPALIVE_S)
         log.info("connected to %s", target.label)
         return client
 
