@@ -1,4 +1,9 @@
-"""``cnfbench lab up/status/down`` and `bench.labctl` against real lab processes."""
+"""``cnfbench lab up/status/down`` and `bench.labctl` against real lab processes.
+
+The CLI runs in this process through `bench.cli.main` (the lab itself is always a
+separate process); the foreground test runs the command group in a child process so
+that it can be interrupted.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,29 @@ from typing import Any
 import pytest
 import zmq
 
+from bench.cli import main
 from bench.labctl import LabError, read_lab, start_lab, stop_lab
 
-CNFBENCH = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
+LAB_GROUP = [
+    sys.executable,
+    "-c",
+    "from bench.commands.lab import lab_group; lab_group(prog_name='cnfbench lab')",
+]
 
 
-def cnfbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CNFBENCH, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cnfbench(capsys: pytest.CaptureFixture[str]) -> Any:
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 def alive(pid: int) -> bool:
@@ -55,24 +69,15 @@ def trex_version(state: dict[str, Any]) -> str:
         ctx.term()
 
 
-def test_up_status_down(tmp_path: Path) -> None:
-    state_dir = tmp_path / "lab"
-    up = cnfbench(
-        "lab",
-        "up",
-        "--detach",
-        "--state-dir",
-        str(state_dir),
-        "--seed",
-        "5",
-        "--time-scale",
-        "100",
-        "--replicas",
-        "2",
-    )
+def test_up_status_down(tmp_path: Path, cnfbench: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `up` without --state-dir uses the per-user default; the rest name it explicitly.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    state_dir = tmp_path / "xdg" / "cnfbench" / "lab"
+    up = cnfbench("lab", "up", "--detach", "--seed", "5", "--time-scale", "100", "--replicas", "2")
     assert up.returncode == 0, up.stderr
     published = json.loads(up.stdout)
     try:
+        assert json.loads((state_dir / "state.json").read_text())["pid"] == published["pid"]
         assert (published["seed"], published["time_scale"]) == (5, 100.0)
         assert published["trex"]["host"] == "127.0.0.1"
         assert alive(published["pid"])
@@ -90,7 +95,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert "already running" in again.stderr
         assert "Traceback" not in again.stderr
     finally:
-        down = cnfbench("lab", "down", "--state-dir", str(state_dir))
+        down = cnfbench("lab", "down")
     assert down.returncode == 0, down.stderr
     assert "lab stopped" in down.stdout
     assert not alive(published["pid"])
@@ -99,24 +104,10 @@ def test_up_status_down(tmp_path: Path) -> None:
     gone = cnfbench("lab", "status", "--json", "--state-dir", str(state_dir))
     assert gone.returncode == 1
     assert "no lab is running" in gone.stderr
-    assert cnfbench("lab", "down", "--state-dir", str(state_dir)).stdout.strip() == (
-        "no lab was running"
-    )
+    assert cnfbench("lab", "down").stdout.strip() == "no lab was running"
 
 
-def test_default_state_dir_is_per_user(tmp_path: Path) -> None:
-    env = {"XDG_STATE_HOME": str(tmp_path / "xdg")}
-    up = cnfbench("lab", "up", "--detach", env=env)
-    assert up.returncode == 0, up.stderr
-    try:
-        expected = tmp_path / "xdg" / "cnfbench" / "lab" / "state.json"
-        assert json.loads(expected.read_text())["pid"] == json.loads(up.stdout)["pid"]
-    finally:
-        assert cnfbench("lab", "down", env=env).returncode == 0
-    assert not expected.exists()
-
-
-def test_bad_vendor_fails_cleanly(tmp_path: Path) -> None:
+def test_bad_vendor_fails_cleanly(tmp_path: Path, cnfbench: Any) -> None:
     up = cnfbench("lab", "up", "--detach", "--state-dir", str(tmp_path), "--vendor", "nope")
     assert up.returncode == 1
     assert "unknown vendor model 'nope'" in up.stderr
@@ -126,7 +117,7 @@ def test_bad_vendor_fails_cleanly(tmp_path: Path) -> None:
 
 def test_foreground_up_stops_the_lab_on_interrupt(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [*CNFBENCH, "lab", "up", "--state-dir", str(tmp_path)],
+        [*LAB_GROUP, "up", "--state-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
