@@ -96,6 +96,10 @@ def test_probe_json_carries_the_manifest_fingerprint(
     (host,) = body["fingerprint"]["hosts"]
     assert (host["name"], host["role"]) == ("generator", "generator")
     assert host["fingerprint"]["sha256"] == local_fingerprint(str(tree)).sha256
+    summary, comparison = body["fingerprint"]["summary"], body["fingerprint"]["comparison"]
+    assert summary["generator.nic 0000:3b:00.0"].startswith("Ethernet Controller E810-XXV")
+    assert summary["generator.hugepages"] == "16 x 1024M (node 0), 16 x 1024M (node 1)"
+    assert comparison["generator.sriov_vfs"].startswith("match: expected 8, actual")
 
 
 def test_probe_mismatch_exits_1(cnfbench: Run, sshd: Sshd, tree: Path, tmp_path: Path) -> None:

@@ -47,9 +47,25 @@ class ProbeReport:
         return has_mismatch(self.rows)
 
     def manifest_fingerprint(self) -> dict[str, Any]:
-        return manifest_fingerprint(
+        """The testbed fingerprint for a run manifest, with two flat views beside the
+        full host fingerprints: ``summary`` (host.fact -> text) and ``comparison``
+        (host.property -> status and values) for readers such as the annex."""
+        body = manifest_fingerprint(
             (name, role, fp) for name, (role, fp) in self.fingerprints.items()
         )
+        body["summary"] = {
+            f"{name}.{fact}": value
+            for name, (_, fp) in self.fingerprints.items()
+            for fact, value in describe(fp)
+            if not fact.startswith("missing ")
+        }
+        body["comparison"] = {
+            f"{r.host}.{r.property}": f"{r.status.value}: expected {r.expected}, "
+            f"actual {r.actual}" + (f" ({r.detail})" if r.detail else "")
+            for r in self.rows
+        }
+        body["notes"] = list(self.notes)
+        return body
 
 
 def testbed_hosts(profile: TestbedProfile) -> list[ProbeHost]:
@@ -128,14 +144,17 @@ def describe(fp: Fingerprint) -> list[tuple[str, str]]:
         for p in fp.hugepages
         if p.total
     )
-    nics = []
+    nics: list[tuple[str, str]] = []
     for pf in fp.pfs:
         vfs = fp.vfs_of(pf)
         vf_text = f", {len(vfs)} VFs on {'/'.join(sorted({v.driver or 'none' for v in vfs}))}"
         speed = f"{pf.link_speed_bps / 1e9:g}G" if pf.link_speed_bps else "speed unknown"
         nics.append(
-            f"{pf.pci} {pf.model or pf.device_id} [{pf.driver or 'no driver'}] {speed}"
-            f"{vf_text if vfs else ''}"
+            (
+                f"nic {pf.pci}",
+                f"{pf.model or pf.device_id} [{pf.driver or 'no driver'}] {speed}"
+                f"{vf_text if vfs else ''}",
+            )
         )
     facts = [
         ("hostname", fp.hostname or "unknown"),
@@ -144,7 +163,7 @@ def describe(fp: Fingerprint) -> list[tuple[str, str]]:
         ("isolated", f"{fp.isolated_cpus or 'none'}; nohz_full {fp.nohz_full or 'none'}"),
         ("governor", ", ".join(f"{g} x{n}" for g, n in fp.governors.items()) or "unknown"),
         ("hugepages", pools or "none"),
-        *(("nic", text) for text in nics),
+        *nics,
         ("dpdk-bound", str(len(fp.dpdk_devices))),
         ("kernel", fp.kernel or "unknown"),
         ("os", fp.os or "unknown"),
