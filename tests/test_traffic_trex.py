@@ -51,14 +51,22 @@ class Lab:
         return self.plane.ground_truth(64, FLOWS, REPLICAS, True, loss_ratio=loss_ratio)
 
 
-@pytest.fixture(params=["v2.87", "v3.04"])
+@pytest.fixture(scope="module", params=["v2.87", "v3.04"])
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     lab = Lab(request.param)
     yield lab
     lab.server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(params=["v2.87", "v3.04"])
+def fresh_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A lab of its own, for tests that take the ports from other sessions."""
+    lab = Lab(request.param)
+    yield lab
+    lab.server.stop()
+
+
+@pytest.fixture(scope="module")
 def generator(lab: Lab) -> Iterator[TrexGenerator]:
     gen = TrexGenerator(lab.config())
     gen.open()
@@ -142,7 +150,10 @@ def test_dropped_server_connection_gives_an_invalid_trial_then_a_correct_retry()
 
 def test_a_port_that_is_down_makes_the_trial_invalid(lab: Lab, generator: TrexGenerator) -> None:
     lab.server.engine.set_link(1, False, lab.server.clock.now_s())
-    result = generator.run_trial(TrialSpec(STREAMS, 2e6, 5.0))
+    try:
+        result = generator.run_trial(TrialSpec(STREAMS, 2e6, 5.0))
+    finally:
+        lab.server.engine.set_link(1, True, lab.server.clock.now_s())
     assert not result.valid
     assert "down" in (result.invalid_reason or "")
     with pytest.raises(ValueError, match="invalid trial has no loss ratio"):
@@ -189,7 +200,10 @@ time.sleep(60)
 """
 
 
-def test_a_controller_that_dies_leaves_the_generator_idle_and_its_ports_free(lab: Lab) -> None:
+def test_a_controller_that_dies_leaves_the_generator_idle_and_its_ports_free(
+    fresh_lab: Lab,
+) -> None:
+    lab = fresh_lab
     proc = subprocess.Popen(
         [sys.executable, "-c", CONTROLLER, str(lab.sync_port), str(lab.async_port)],
         stdout=subprocess.PIPE,
@@ -229,7 +243,8 @@ def test_a_generator_short_of_its_intended_load_warns(generator: TrexGenerator) 
     assert any("short of intended load" in w and "not CNF loss" in w for w in result.warnings)
 
 
-def test_per_replica_stream_groups_reach_each_replica_by_its_mac(lab: Lab) -> None:
+def test_per_replica_stream_groups_reach_each_replica_by_its_mac(fresh_lab: Lab) -> None:
+    lab = fresh_lab
     macs = tuple(m for m in lab.plane.replica_macs().values() if m)
     assert len(macs) == REPLICAS
     streams = StreamSpec(64, FLOWS, Direction.BIDIRECTIONAL, replica_macs={0: macs, 1: macs})

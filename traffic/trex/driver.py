@@ -139,10 +139,15 @@ def _percentile_summary(latency: Mapping[str, Any], samples: int) -> LatencySumm
         pct = [float(histogram.get_value_at_percentile(p)) for p in (50, 90, 99, 99.9)]
     else:
         pct = _bucket_percentiles(latency.get("histogram") or {}, (50, 90, 99, 99.9))
+    min_us = float(latency.get("total_min") or 0.0)
+    max_us = float(latency.get("total_max") or 0.0)
+    if max_us > 0:
+        # Histogram percentiles are bucket values; keep them within the measured extremes.
+        pct = [min(max(p, min_us), max_us) for p in pct]
     return LatencySummary(
-        min_us=float(latency.get("total_min") or 0.0),
+        min_us=min_us,
         mean_us=float(latency["average"]),
-        max_us=float(latency.get("total_max") or 0.0),
+        max_us=max_us,
         p50_us=pct[0],
         p90_us=pct[1],
         p99_us=pct[2],
@@ -186,6 +191,9 @@ class TrexGenerator:
         self._continuous: _Continuous | None = None
         # wall seconds of the last trial inside the worker (load, run, stats), and all
         self.last_timing: dict[str, float] = {}
+        # after a fault the worker's session is suspect: close kills it rather than
+        # asking it to stop and release (the next session force-acquires the ports)
+        self._faulted = False
 
     # --- session
 
@@ -234,9 +242,13 @@ class TrexGenerator:
 
     def close(self) -> None:
         if self._channel is not None:
-            self._channel.stop(timeout_s=self.config.request_timeout_s)
+            if self._faulted:
+                self._channel.kill()
+            else:
+                self._channel.stop(timeout_s=self.config.request_timeout_s)
             self._channel = None
         self._continuous = None
+        self._faulted = False
 
     def __enter__(self) -> TrexGenerator:
         self.open()
@@ -277,8 +289,10 @@ class TrexGenerator:
                 rx_delay_s=self.config.rx_delay_s,
             )
         except WorkerFailed as exc:
+            self._faulted = exc.kind != "port-down"
             return TrialResult.invalid(spec, f"TRex {exc.kind}: {exc}", started)
         except GeneratorError as exc:
+            self._faulted = True
             return TrialResult.invalid(spec, f"TRex worker lost: {exc}", started)
         self.last_timing = {k: float(v) for k, v in stats.get("timing", {}).items()}
         self.last_timing["total_s"] = time.time() - started
