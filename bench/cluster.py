@@ -189,6 +189,16 @@ class PendingPod:
 
 
 @dataclass(frozen=True)
+class EventInfo:
+    type: str  # Normal or Warning
+    reason: str
+    kind: str  # of the object it is about
+    name: str
+    message: str
+    count: int
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     name: str
     ready: bool
@@ -630,6 +640,24 @@ class Cluster:
                     node.status.node_info.kubelet_version if node.status.node_info else "",
                 )
             )
+        return out
+
+    def events(self, namespace: str, *, warnings_only: bool = False) -> list[EventInfo]:
+        """The namespace's events, oldest first."""
+        selector = "type=Warning" if warnings_only else ""
+        with self._errors(f"list events in {namespace}"):
+            items = self.core.list_namespaced_event(namespace, field_selector=selector).items
+        out = [
+            EventInfo(
+                e.type or "",
+                e.reason or "",
+                e.involved_object.kind or "",
+                e.involved_object.name or "",
+                e.message or "",
+                int(e.count or 1),
+            )
+            for e in items
+        ]
         return out
 
     def logs(

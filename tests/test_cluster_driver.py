@@ -152,6 +152,9 @@ def test_pods_that_do_not_fit_are_reported_pending_with_the_reason(
         )
         pending = cluster.pending_pods(installed)
         assert len(pending) == 1 and pending[0].reason == "Unschedulable"
+        warnings = cluster.events(installed.namespace, warnings_only=True)
+        assert any(e.reason == "FailedScheduling" and e.name == pending[0].name for e in warnings)
+        assert all(e.type == "Warning" for e in warnings)
     assert cluster.workload(installed).replicas == 1
 
 

@@ -9,10 +9,9 @@ server with the real TRex client (in the driver's worker subprocess, its own ses
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -138,11 +137,12 @@ def _scrape_total(cluster: Cluster, ref: WorkloadRef) -> float:
 
 
 def test_lab_status_publishes_the_kubeconfig(
-    lab: labctl.LabHandle, cnfbench: Callable[..., subprocess.CompletedProcess[str]]
+    lab: labctl.LabHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = cnfbench("lab", "status", "--state-dir", str(lab.state_dir), "--json")
-    assert done.returncode == 0, done.stderr
-    kubernetes = json.loads(done.stdout)["kubernetes"]
+    from bench.cli import main
+
+    assert main(["lab", "status", "--state-dir", str(lab.state_dir), "--json"]) == 0
+    kubernetes = json.loads(capsys.readouterr().out)["kubernetes"]
     assert kubernetes["url"].startswith("https://127.0.0.1:")
     assert Path(kubernetes["kubeconfig"]).is_file()
     assert kubernetes["nodes"] == 3 and kubernetes["vfs_per_node"] == 8

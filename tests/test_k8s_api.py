@@ -264,9 +264,16 @@ def test_scale_subresource(api: client.ApiClient) -> None:
     assert scale.spec.replicas == 2 and scale.status.selector == "app=router"
     apps.patch_namespaced_deployment_scale("router", "scale", {"spec": {"replicas": 4}})
     assert apps.read_namespaced_deployment("router", "scale").spec.replicas == 4
-    scale = apps.read_namespaced_deployment_scale("router", "scale")
-    scale.spec.replicas = 1
-    apps.replace_namespaced_deployment_scale("router", "scale", scale)
+    # Read, modify, write: the controller's status updates move the resourceVersion, so
+    # a write from a stale read is a Conflict and is retried, as clients do.
+    for _ in range(20):
+        scale = apps.read_namespaced_deployment_scale("router", "scale")
+        scale.spec.replicas = 1
+        try:
+            apps.replace_namespaced_deployment_scale("router", "scale", scale)
+            break
+        except ApiException as exc:
+            assert exc.status == 409 and _status(exc)["reason"] == "Conflict"
     assert apps.read_namespaced_deployment("router", "scale").spec.replicas == 1
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment_scale("router", "scale", {"spec": {"replicas": -1}})
