@@ -261,3 +261,24 @@ def test_per_replica_stream_groups_reach_each_replica_by_its_mac(fresh_lab: Lab)
     expected = lab.plane.ground_truth(64, FLOWS, REPLICAS, True, steering="per-replica")
     lower = result.goals[0].lower_bound_pps
     assert lower is not None and abs(lower - expected) / expected <= GOALS[0].relative_width
+
+
+def test_a_hung_worker_times_out_into_an_invalid_trial_and_is_replaced(lab: Lab) -> None:
+    generator = TrexGenerator(lab.config(trial_timeout_margin_s=1.0))
+    generator.open()
+    try:
+        hung = generator.worker_pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        started = time.monotonic()
+        result = generator.run_trial(TrialSpec(STREAMS, 1e6, 1.0))
+        assert not result.valid
+        assert "did not answer 'trial'" in (result.invalid_reason or "")
+        assert time.monotonic() - started < 10
+        with pytest.raises(ProcessLookupError):
+            os.kill(hung, 0)  # killed and reaped, not left stopped
+        generator.close()
+        generator.open()
+        assert generator.run_trial(TrialSpec(STREAMS, 1e6, 1.0)).valid
+    finally:
+        generator.close()
