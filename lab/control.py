@@ -9,7 +9,8 @@ Routes (JSON bodies and answers):
 - ``GET /status``: lab time, replicas, the TRex server's ports, owners and traffic;
 - ``GET /ground-truth?frame_size=64&flows=1000&replicas=2&bidirectional=1&loss_ratio=0
   &noise=0&trial=N&steering=shared-front``: ``{"pps": ...}``, aggregate frames/s;
-  ``frame_size`` may be ``IMIX`` (64/594/1518 bytes at 7:4:1);
+  ``frame_size`` may be ``IMIX`` (64/594/1518 bytes at 7:4:1); without ``replicas``,
+  for the replicas present now with their own models;
 - ``GET /trial``: the latest trial index and its capacity noise factor;
 - ``POST /replicas`` ``{"count": N}``: add or remove replicas now;
 - ``POST /faults`` ``{"kind": ...}``: ``drop_connection`` (``seconds``,
@@ -131,7 +132,7 @@ def lab_routes(ctx: LabContext) -> dict[tuple[str, str], Route]:
         pps = dataplane.ground_truth(
             sizes,
             int(req.get("flows", 1000)),
-            int(req.get("replicas", len(dataplane.replica_ids()))),
+            None if req.get("replicas") in (None, "", "live") else int(req["replicas"]),
             _flag(req.get("bidirectional", True)),
             loss_ratio=float(req.get("loss_ratio", 0.0)),
             noise=_flag(req.get("noise", False)),

@@ -758,7 +758,7 @@ class DataPlane:
         self,
         frame_sizes: Sequence[tuple[int, float]] | int,
         flows: int,
-        replicas: int,
+        replicas: int | None,
         bidirectional: bool,
         *,
         loss_ratio: float = 0.0,
@@ -769,20 +769,26 @@ class DataPlane:
         """The true throughput of a point: the largest aggregate load (pps, over both
         directions when bidirectional, split evenly) whose loss ratio stays at or below
         `loss_ratio` (0 gives the NDR, 0.005 the PDR) with `replicas` warm replicas of
-        this data plane's model.  With `noise`, capacity carries the noise of `trial`
-        (the latest trial when None); loss bursts are left out, as they are rare events
-        and not a property of the load.  With ``steering="per-replica"`` each replica
-        gets its own lane per direction carrying an equal share of the load and flows.
+        this data plane's model; with ``replicas=None``, with the replicas present now,
+        each with its own model and MAC, as if warm.  With `noise`, capacity carries
+        the noise of `trial` (the latest trial when None); loss bursts are left out, as
+        they are rare events and not a property of the load.  With
+        ``steering="per-replica"`` each replica gets its own lane per direction carrying
+        an equal share of the load and flows.
         """
         sizes = ((frame_sizes, 1.0),) if isinstance(frame_sizes, int) else tuple(frame_sizes)
         with self._lock:
             factor = (
                 self.trial_noise(self._last_trial if trial is None else trial) if noise else 1.0
             )
-            members = [
-                _Replica(f"truth-{k}", f"02:00:00:00:ff:{k:02x}", self.model, -1e9)
-                for k in range(replicas)
-            ]
+            if replicas is None:
+                live = [r for r in self._replicas if r.removed_s is None]
+                members = [_Replica(r.replica_id, r.mac, r.model, -1e9) for r in live]
+            else:
+                members = [
+                    _Replica(f"truth-{k}", f"02:00:00:00:ff:{k:02x}", self.model, -1e9)
+                    for k in range(replicas)
+                ]
             links = self._links_up
             self._links_up = [True] * len(self.port_speeds_bps)
             try:

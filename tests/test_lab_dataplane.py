@@ -334,3 +334,15 @@ def test_a_replica_may_return_under_its_name() -> None:
         dp.add_replica("replica-1", at_s=3.0)
     dp.add_replica("late", at_s=1e5)  # an hour later the departed one is forgotten
     assert sum(1 for r in dp._replicas if r.replica_id == "replica-1") == 1
+
+
+def test_ground_truth_of_the_live_replicas_uses_their_models() -> None:
+    dp = DataPlane(load_vendor("vpp-router"), 1, noise=False)
+    dp.add_replica("router", at_s=0.0)
+    dp.add_replica("nat", at_s=0.0, model=load_vendor("cgnat"))
+    live = dp.ground_truth(64, 1000, None, True)
+    assert live < dp.ground_truth(64, 1000, 2, True)  # a slow member bounds the hash
+    ndr = dp.ground_truth(64, 1000, None, True)
+    warm = dp.forward(bidir(0.99 * ndr), 1e3, 1.0)
+    assert loss_ratio(warm) == 0.0
+    assert loss_ratio(dp.forward(bidir(1.05 * ndr), 2e3, 1.0)) > 0.0
