@@ -406,3 +406,15 @@ def test_metrics_endpoint_counts_what_the_replica_forwarded(lab: LabApi) -> None
         assert samples["cnf_ready"] == 1.0
         total += samples["cnf_tx_packets_total"]
     assert total == outcome.forwarded
+
+
+def test_min_ready_seconds_delays_availability(lab: LabApi) -> None:
+    body = deployment(replicas=1)
+    body["spec"]["minReadySeconds"] = 10
+    _apps(lab).create_namespaced_deployment(NS, body)
+    lab.wait_for(lambda: _ready_pods(lab))
+    ready_s = lab.clock.now_s()
+    d = _apps(lab).read_namespaced_deployment("router", NS)
+    assert (d.status.ready_replicas or 0) == 1 and not d.status.available_replicas
+    _wait_rollout(lab)
+    assert lab.clock.now_s() - ready_s >= 9.0

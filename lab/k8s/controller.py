@@ -119,10 +119,6 @@ def pod_ready(pod: Obj) -> bool:
     return c is not None and c.get("status") == "True"
 
 
-def _parse_time(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
 class Controller:
     """The controllers, the scheduler and the kubelet of the lab cluster."""
 
@@ -157,6 +153,7 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()  # one pass at a time
+        self._due: list[float] = []  # lab times at which the pass in progress wants the next one
         self._unschedulable: dict[str, str] = {}  # pod uid -> last message
         self._progress: dict[str, float] = {}  # deployment uid -> wall time of last progress
         store.subscribe(self._on_event)
@@ -204,6 +201,7 @@ class Controller:
     def run_pass(self) -> float | None:
         """One pass over everything; the lab time of the next planned transition."""
         with self._lock:
+            self._due = []
             self._namespaces()
             self._garbage_collect()
             for d in self.store.list(DEPLOYMENT)[0]:
@@ -222,7 +220,9 @@ class Controller:
                 self._statefulset_status(s)
             for pdb in self.store.list(PDB)[0]:
                 self._pdb_status(pdb)
-            return due
+            if due is not None:
+                self._due.append(due)
+            return min(self._due, default=None)
 
     # --- deletion -----------------------------------------------------------------------
 
@@ -725,10 +725,14 @@ class Controller:
             return False
         if min_ready_s <= 0:
             return True
-        ready = condition(pod, "Ready")
-        assert ready is not None
-        since_wall = time.time() - _parse_time(ready["lastTransitionTime"])
-        return since_wall * self.clock.time_scale >= min_ready_s
+        # In lab time: the condition's timestamp has only one-second resolution.
+        since = self.kubelet.ready_since_s(pod["metadata"]["uid"])
+        if since is None:
+            return False
+        if self.clock.now_s() - since >= min_ready_s:
+            return True
+        self._due.append(since + min_ready_s)  # a pass then, to count it available
+        return False
 
     # --- stateful sets ------------------------------------------------------------------
 

@@ -762,6 +762,14 @@ class Kubelet:
             return [(self.stamp(t, micro=True), line) for t, line in lines]
         return None
 
+    def ready_since_s(self, uid: str) -> float | None:
+        """Lab time since which the pod has been Ready, None when it is not Ready."""
+        state = self._pods.get(uid)
+        now = self._clock.now_s()
+        if state is None or not self._pod_ready(state, now):
+            return None
+        return max((c.runs[-1].ready_s or now for c in state.containers.values()), default=now)
+
     def pod_running(self, namespace: str, name: str) -> bool:
         return any((s.namespace, s.name) == (namespace, name) for s in self._pods.values())
 
