@@ -8,7 +8,7 @@
   every data file it was derived from, and the sha256 of every rendered file;
 - ``index.html``: one self-contained page, figures embedded as base64 PNG;
 - ``annex.pdf``: the same content for print;
-- ``figures/*.png`` and ``figures/*.svg``.
+- ``figures/*.png``, the same figures as files.
 
 `verify_annex` recomputes the data files' hashes, re-derives the summary from the data
 with the parameters recorded in it, and compares; any difference fails.  Because the
@@ -48,7 +48,7 @@ from analysis.loader import RunSet, find_run_dirs, load_runs
 from analysis.scaling import ScalingVerdict, fits_table, scaling_fits, throughput_table
 from analysis.sessions import session_table
 from analysis.stability import stability_flags
-from analysis.summary import run_summary
+from analysis.summary import summary_from_tables
 
 log = logging.getLogger(__name__)
 
@@ -249,15 +249,13 @@ def derive(
         knee_efficiency=params.knee_efficiency,
         min_marginal_gain=params.min_marginal_gain,
     )
-    latency = latency_table(runs)
+    latency = latency_table(runs, throughput=throughput)
     sessions = session_table(runs)
     flags = stability_flags(runs)
-    summaries = []
-    for run_id in runs.manifests:
-        table = run_summary(runs, run_id).assign(run_id=run_id)
-        summaries.extend(_records(table))
+    summary_rows = summary_from_tables(throughput, latency, sessions)
+    columns = [*[c for c in summary_rows.columns if c != "run_id"], "run_id"]
     results: dict[str, Any] = {
-        "summary": summaries,
+        "summary": _records(summary_rows[columns]),
         "throughput": _records(throughput),
         "fits": _fits_records(verdicts),
         "latency": _records(latency),
@@ -298,7 +296,6 @@ class RenderedFigure:
     name: str
     caption: str
     png: bytes
-    svg: bytes
 
 
 def _figures(runs: RunSet, derived: Derived) -> list[RenderedFigure]:
@@ -359,10 +356,7 @@ def _figures(runs: RunSet, derived: Derived) -> list[RenderedFigure]:
                  figs.sessions_figure(derived.sessions, list(first["run_id"]),
                                       [str(v) for v in first["vendor"]]))
             )  # fmt: skip
-    rendered = [
-        RenderedFigure(name, caption, figs.figure_png(fig), figs.figure_svg(fig))
-        for name, caption, fig in out
-    ]
+    rendered = [RenderedFigure(name, caption, figs.figure_png(fig)) for name, caption, fig in out]
     return rendered
 
 
@@ -867,15 +861,14 @@ def _write(
     files = {"html": HTML, "pdf": PDF}
     for fig in rendered:
         (staging / FIGURES / f"{fig.name}.png").write_bytes(fig.png)
-        (staging / FIGURES / f"{fig.name}.svg").write_bytes(fig.svg)
         files[f"figure:{fig.name}"] = f"{FIGURES}/{fig.name}.png"
     (staging / HTML).write_text(render_html(summary, rendered), encoding="utf-8")
     render_pdf(summary, rendered, staging / PDF)
     outputs = sorted(p for p in (staging).rglob("*") if p.is_file())
     document = dict(summary)
     document["figures"] = [
-        {"name": f.name, "caption": f.caption, "png": f"{FIGURES}/{f.name}.png",
-         "svg": f"{FIGURES}/{f.name}.svg"} for f in rendered
+        {"name": f.name, "caption": f.caption, "png": f"{FIGURES}/{f.name}.png"}
+        for f in rendered
     ]  # fmt: skip
     document["outputs"] = [
         {"path": p.relative_to(staging).as_posix(), "sha256": sha256_file(p)} for p in outputs

@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 PERCENTILES = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 99.9}
 LATENCY_KEYS = ("run_id", "frame_size", "flows", "direction", "replicas")
-_MIDPOINTS: dict[tuple[int, int, int, int], np.ndarray] = {}
+_LAYOUTS: dict[tuple[int, int, int, int], _Layout] = {}
 HDRH_COLUMN = re.compile(r"^latency_(?:.+_)?hdrh$")
 TAIL_GROWTH_LIMIT = 3.0  # p99 near NDR more than 3x the p99 at light load
 
@@ -52,30 +53,54 @@ def merge_histograms(encoded: Iterable[str], where: str = "") -> HdrHistogram | 
     return merged
 
 
-def _midpoints(hist: HdrHistogram) -> np.ndarray:
+@dataclass(frozen=True)
+class _Layout:
+    """Per counts index of one histogram layout: lowest, highest, median-equivalent value."""
+
+    lows: np.ndarray
+    highs: np.ndarray
+    mids: np.ndarray
+
+
+def _layout(hist: HdrHistogram) -> _Layout:
     key = (hist.bucket_count, hist.sub_bucket_count, hist.unit_magnitude, hist.counts_len)
-    cached = _MIDPOINTS.get(key)
+    cached = _LAYOUTS.get(key)
     if cached is None:
         lows = [hist.get_value_from_index(i) for i in range(hist.counts_len)]
         highs = [hist.get_highest_equivalent_value(v) for v in lows]
         low = np.asarray(lows, dtype=np.int64)
-        size = np.asarray(highs, dtype=np.int64) - low + 1
-        cached = (low + size // 2).astype(float)  # HdrHistogram's median-equivalent value
-        _MIDPOINTS[key] = cached
+        high = np.asarray(highs, dtype=np.int64)
+        size = high - low + 1
+        cached = _Layout(low, high, (low + size // 2).astype(float))
+        _LAYOUTS[key] = cached
     return cached
 
 
 def histogram_stats_us(hist: HdrHistogram) -> dict[str, float]:
-    """Percentiles, extremes and mean of a histogram whose values are microseconds."""
-    out = {name: float(hist.get_value_at_percentile(q)) for name, q in PERCENTILES.items()}
+    """Percentiles, extremes and mean of a histogram whose values are microseconds.
+
+    The library computes each percentile and the mean by walking the counts in Python;
+    here the same definitions run over the counts array: the value at percentile q is
+    the highest value equivalent to the first index whose cumulative count reaches
+    max(1, ⌊q/100 · total + ½⌋), and the mean weights each index's median-equivalent
+    value by its count.
+    """
+    layout = _layout(hist)
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.int64)
+    total = int(hist.get_total_count())
+    out: dict[str, float] = {}
+    if total <= 0:
+        return {**dict.fromkeys((*PERCENTILES, "min_us", "max_us", "mean_us"), math.nan),
+                "samples": 0.0}  # fmt: skip
+    cumulative = np.cumsum(counts)
+    for name, q in PERCENTILES.items():
+        target = max(int(min(q, 100.0) * total / 100 + 0.5), 1)
+        index = int(np.searchsorted(cumulative, target, side="left"))
+        out[name] = float(layout.highs[min(index, counts.size - 1)])
     out["min_us"] = float(hist.get_min_value())
     out["max_us"] = float(hist.get_max_value())
-    # the library's mean walks every sub-bucket in Python; the same median-equivalent
-    # weighting over the counts array is one dot product
-    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(float)
-    total = counts.sum()
-    out["mean_us"] = float(counts @ _midpoints(hist) / total) if total else math.nan
-    out["samples"] = float(hist.get_total_count())
+    out["mean_us"] = float(counts.astype(float) @ layout.mids / total)
+    out["samples"] = float(total)
     return out
 
 
@@ -149,13 +174,16 @@ def _with_trial_histograms(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataF
     return rows.merge(lookup, on=keys, how="left")
 
 
-def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
+def latency_table(
+    runs: RunSet, run_id: str | None = None, throughput: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Latency per run, point and load: percentiles of the merged histograms.
 
     Columns: run_id, frame_size, flows, direction, replicas, load_label, load_pps,
     load_fraction_ndr, min_us, mean_us, p50_us, p90_us, p99_us, p999_us, max_us,
     samples, source ("hdr" when from histograms, "summary" when only the generator's
     own percentiles were stored; then the worst of the repeats is given).
+    `throughput` is `throughput_table(runs)` when the caller has it already.
     """
     rows, hdr_columns = _latency_rows(runs, run_id)
     columns = [*LATENCY_KEYS, "load_label", "load_pps", "load_fraction_ndr", "p50_us", "p99_us"]
@@ -195,12 +223,11 @@ def latency_table(runs: RunSet, run_id: str | None = None) -> pd.DataFrame:
     table["replicas"] = table["replicas"].astype(int)
     table["flows"] = table["flows"].astype(int)
     table["frame_size"] = table["frame_size"].astype(str)
-    table = _with_ndr(runs, table)
+    table = _with_ndr(throughput_table(runs, run_id) if throughput is None else throughput, table)
     return table.sort_values([*LATENCY_KEYS, "load_pps"]).reset_index(drop=True)
 
 
-def _with_ndr(runs: RunSet, table: pd.DataFrame) -> pd.DataFrame:
-    ndr = throughput_table(runs)
+def _with_ndr(ndr: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     if ndr.empty:
         table["load_fraction_ndr"] = np.nan
         return table

@@ -140,6 +140,7 @@ def _batched_lm(
     y: FloatArray,
     start: FloatArray,
     free_kappa: bool,
+    *,
     weights: FloatArray | None = None,
     iterations: int = 60,
 ) -> FloatArray:
@@ -361,7 +362,7 @@ def fit_scaling(
     r_boot, sets, weights, method = _bootstrap_sets(
         r, y / scale, fitted, k=k, samples=bootstrap_samples, rng=rng
     )
-    boot = _batched_lm(r_boot, sets, params, free_kappa, weights)
+    boot = _batched_lm(r_boot, sets, params, free_kappa, weights=weights)
     params[0] *= scale
     boot[:, 0] *= scale
     fitted = fitted * scale

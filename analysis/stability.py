@@ -64,17 +64,24 @@ def spread_flags(runs: RunSet, run_id: str | None, limit: float) -> list[dict[st
     return out
 
 
+TRIAL_COLUMNS = (
+    *FLAG_KEYS, "kind", "valid", "invalid_reason", "intended_load_pps", "intended_duration_s",
+    "achieved_tx_pps", "loss_ratio", "warnings", "search_id",
+)  # fmt: skip
+
+
 def _valid_trials(runs: RunSet, run_id: str | None) -> pd.DataFrame:
+    """The trials of points (not learning or warm-up without one), only the columns used."""
     trials = runs.trials
     if trials.empty or "valid" not in trials:
         return pd.DataFrame()
+    trials = trials[[c for c in TRIAL_COLUMNS if c in trials.columns]]
     if run_id is not None:
         trials = trials[trials["run_id"] == run_id]
     return trials[trials["replicas"].notna()]
 
 
-def short_flags(runs: RunSet, run_id: str | None, limit: float) -> list[dict[str, Any]]:
-    trials = _valid_trials(runs, run_id)
+def short_flags(trials: pd.DataFrame, limit: float) -> list[dict[str, Any]]:
     if trials.empty or "achieved_tx_pps" not in trials:
         return []
     valid = trials[trials["valid"].astype(bool) & trials["achieved_tx_pps"].notna()]
@@ -98,8 +105,7 @@ def short_flags(runs: RunSet, run_id: str | None, limit: float) -> list[dict[str
     return out
 
 
-def noisy_flags(runs: RunSet, run_id: str | None, min_gap: float) -> list[dict[str, Any]]:
-    trials = _valid_trials(runs, run_id)
+def noisy_flags(trials: pd.DataFrame, min_gap: float) -> list[dict[str, Any]]:
     if trials.empty or "kind" not in trials:
         return []
     search = trials[(trials["kind"] == "search") & trials["valid"].astype(bool)]
@@ -132,8 +138,7 @@ def noisy_flags(runs: RunSet, run_id: str | None, min_gap: float) -> list[dict[s
     return out
 
 
-def invalid_flags(runs: RunSet, run_id: str | None) -> list[dict[str, Any]]:
-    trials = _valid_trials(runs, run_id)
+def invalid_flags(trials: pd.DataFrame) -> list[dict[str, Any]]:
     if trials.empty:
         return []
     invalid = trials[~trials["valid"].astype(bool)]
@@ -154,8 +159,7 @@ def invalid_flags(runs: RunSet, run_id: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def warning_flags(runs: RunSet, run_id: str | None) -> list[dict[str, Any]]:
-    trials = _valid_trials(runs, run_id)
+def warning_flags(trials: pd.DataFrame) -> list[dict[str, Any]]:
     if trials.empty or "warnings" not in trials:
         return []
     warned = trials[trials["warnings"].fillna("").astype(str) != ""]
@@ -188,12 +192,13 @@ def stability_flags(
     noisy_gap: float = NOISY_GAP,
 ) -> pd.DataFrame:
     """Every flag of the runs, one row each: point, flag, value, threshold, reason, advice."""
+    trials = _valid_trials(runs, run_id)
     rows = [
         *spread_flags(runs, run_id, spread_cv),
-        *short_flags(runs, run_id, short_fraction),
-        *noisy_flags(runs, run_id, noisy_gap),
-        *invalid_flags(runs, run_id),
-        *warning_flags(runs, run_id),
+        *short_flags(trials, short_fraction),
+        *noisy_flags(trials, noisy_gap),
+        *invalid_flags(trials),
+        *warning_flags(trials),
     ]
     frame = pd.DataFrame(rows, columns=list(FLAG_COLUMNS))
     if not frame.empty:

@@ -46,36 +46,42 @@ def run_summary(runs: RunSet, run_id: str) -> pd.DataFrame:
     session capacity.  Missing measurements are NaN."""
     if run_id not in runs.manifests:
         raise AnalysisError(f"run {run_id} is not among the loaded runs")
-    table = throughput_table(runs, run_id)
-    if table.empty:
-        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    out = table[["replicas", "frame_size", "flows", "direction"]].copy()
-    out["ndr_mpps"] = table["ndr_pps"] / 1e6
-    out["pdr_mpps"] = table["pdr_pps"] / 1e6
-    out["ndr_gbps"] = [
-        l1_gbps(x, f) for x, f in zip(table["ndr_pps"], table["frame_size"], strict=True)
-    ]
-    out["pdr_gbps"] = [
-        l1_gbps(x, f) for x, f in zip(table["pdr_pps"], table["frame_size"], strict=True)
-    ]
-    out["efficiency"] = table["efficiency_ndr"]
+    throughput = throughput_table(runs, run_id)
+    latency = latency_table(runs, run_id, throughput)
+    summary = summary_from_tables(throughput, latency, session_table(runs, run_id))
+    return summary.drop(columns="run_id")
 
-    keys = ["replicas", "frame_size", "flows", "direction"]
-    latency = latency_table(runs, run_id)
+
+def summary_from_tables(
+    throughput: pd.DataFrame, latency: pd.DataFrame, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """`run_summary` of every run in the tables at once, with a ``run_id`` column."""
+    columns = ["run_id", *SUMMARY_COLUMNS]
+    if throughput.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["run_id", "replicas", "frame_size", "flows", "direction"]
+    out = throughput[keys].copy()
+    out["ndr_mpps"] = throughput["ndr_pps"] / 1e6
+    out["pdr_mpps"] = throughput["pdr_pps"] / 1e6
+    frames = throughput["frame_size"]
+    out["ndr_gbps"] = [l1_gbps(x, f) for x, f in zip(throughput["ndr_pps"], frames, strict=True)]
+    out["pdr_gbps"] = [l1_gbps(x, f) for x, f in zip(throughput["pdr_pps"], frames, strict=True)]
+    out["efficiency"] = throughput["efficiency_ndr"]
+
     for fraction, tag in ((0.5, "50"), (0.9, "90")):
         near = latency_at(latency, fraction)
-        columns = {"p50_us": f"p50_us_at_{tag}", "p99_us": f"p99_us_at_{tag}"}
+        renamed = {"p50_us": f"p50_us_at_{tag}", "p99_us": f"p99_us_at_{tag}"}
         if near.empty:
-            for column in columns.values():
+            for column in renamed.values():
                 out[column] = np.nan
             continue
-        picked = near[[*keys, "p50_us", "p99_us"]].rename(columns=columns)
+        picked = near[[*keys, "p50_us", "p99_us"]].rename(columns=renamed)
         out = out.merge(picked, on=keys, how="left")
 
-    sessions = session_table(runs, run_id)
     if sessions.empty:
         out["session_capacity_flows"] = np.nan
     else:
-        capacity = sessions.groupby("replicas")["session_capacity_flows"].min()
-        out["session_capacity_flows"] = out["replicas"].map(capacity)
-    return out.reindex(columns=list(SUMMARY_COLUMNS)).reset_index(drop=True)
+        capacity = sessions.groupby(["run_id", "replicas"])["session_capacity_flows"].min()
+        index = pd.MultiIndex.from_frame(out[["run_id", "replicas"]])
+        out["session_capacity_flows"] = capacity.reindex(index).to_numpy()
+    return out.reindex(columns=columns).reset_index(drop=True)

@@ -46,6 +46,19 @@ def test_percentiles_of_merged_histograms_are_those_of_all_samples() -> None:
     assert abs(stats["p99_us"] - mean_of_p99) > 5
 
 
+def test_percentiles_and_mean_agree_with_the_library_s_own() -> None:
+    rng = np.random.default_rng(3)
+    for size in (1, 7, 5000):
+        values = np.concatenate([rng.lognormal(4, 1.5, size), rng.exponential(5000, size)])
+        hist = merge_histograms([encode_latencies_us(values)])
+        assert hist is not None
+        stats = histogram_stats_us(hist)
+        for name, q in (("p50_us", 50), ("p90_us", 90), ("p99_us", 99), ("p999_us", 99.9)):
+            assert stats[name] == hist.get_value_at_percentile(q)
+        assert stats["mean_us"] == pytest.approx(hist.get_mean_value())
+        assert stats["min_us"] == hist.get_min_value()
+
+
 def test_merge_of_nothing_is_none() -> None:
     assert merge_histograms([]) is None
 
