@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bench.commands.hosts import hosts_group
+from bench.errors import InputError
 from bench.hosts import HardwareMismatch, HostKeyUnknown, TrexServerError, local_fingerprint
 from bench.hosts.trex import trex_config_for
 from bench.profiles import TestbedProfile, load_profile
@@ -125,10 +126,10 @@ def test_probe_the_embedded_lab() -> None:
     assert "embedded lab" in result.stdout and "sha256" in result.stdout
 
 
-def test_probe_unknown_testbed_is_a_usage_error(cnfbench: Run) -> None:
-    result = cnfbench("-q", "hosts", "probe", "no-such-testbed")
-    assert result.returncode == 2
-    assert "no bundled testbed (have: cx6-2x100g, e810-2x25g, lab)" in result.stderr
+def test_probe_unknown_testbed_is_a_usage_error() -> None:
+    result = invoke("probe", "no-such-testbed")
+    assert isinstance(result.exception, InputError) and result.exception.exit_code == 2
+    assert "no bundled testbed (have: cx6-2x100g, e810-2x25g, lab)" in str(result.exception)
 
 
 def test_fingerprint_command(sshd: Sshd, tmp_path: Path) -> None:
@@ -232,6 +233,7 @@ def test_trex_start_failure_prints_the_log(cnfbench: Run, sshd: Sshd, tmp_path: 
     assert "exited during start-up: ERROR in DPDK initialization" in result.stderr
 
 
-def test_trex_commands_need_a_generator_over_ssh(cnfbench: Run) -> None:
-    result = cnfbench("-q", "hosts", "trex", "status", "lab")
-    assert result.returncode == 2 and "generator.ssh" in result.stderr
+def test_trex_commands_need_a_generator_over_ssh() -> None:
+    result = invoke("trex", "status", "lab")
+    assert isinstance(result.exception, InputError) and result.exception.exit_code == 2
+    assert "generator.ssh" in str(result.exception)
