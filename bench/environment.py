@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench import checkstage
-from bench.cluster import Cluster, ClusterError, Installation, ObjectRef, WorkloadRef
+from bench.cluster import (
+    Cluster,
+    ClusterError,
+    Installation,
+    ObjectRef,
+    WorkloadNotFound,
+    WorkloadRef,
+)
 from bench.errors import BenchError, InputError
 from bench.hosts.probe import fingerprint_testbed
 from bench.labctl import LabHandle, read_lab, start_lab
@@ -64,7 +72,9 @@ class ClusterWorkload:
 
 
 class Environment:
-    skippable_when_done = frozenset({"probe", "install"})
+    # Stages a resumed run does not repeat; the probe always runs again, since a
+    # resumed run must be on the testbed it started on.
+    skippable_when_done: frozenset[str] = frozenset()
 
     def __init__(
         self, bundle: RunBundle, store: RunStore, progress: RunProgress, force: bool = False
@@ -124,7 +134,14 @@ class Environment:
             seed=lab.seed,
             time_scale=lab.time_scale,
             replicas=0,
-            extra_args=["--nodes", str(lab.nodes), "--vfs-per-node", str(lab.vfs_per_node)],
+            extra_args=[
+                "--nodes",
+                str(lab.nodes),
+                "--vfs-per-node",
+                str(lab.vfs_per_node),
+                "--exit-with",
+                str(os.getpid()),
+            ],
         )
 
     def _open_cluster(self) -> Cluster:
@@ -196,6 +213,13 @@ class Environment:
         )
 
     def install(self) -> None:
+        stored = self._stored_installation()
+        if stored is not None and self._workload_exists():
+            # a resumed run on a cluster that still runs the CNF: keep it as it is
+            self.installation = stored
+            self.original_replicas = int(self.store.manifest["cnf"]["original_replicas"])
+            log.info("%s is still installed; resuming on it", self.workload.ref)
+            return
         installation, ready = self.cluster.install(self.cnf, self.bundle.cnf.path.parent)
         self.installation = installation
         self.original_replicas = self.cluster.remember_replicas(self.workload.ref)
@@ -210,6 +234,13 @@ class Environment:
             time_to_ready_s=ready.time_to_ready_s if ready else None,
         )
         self.store.update_manifest(cnf=cnf)
+
+    def _workload_exists(self) -> bool:
+        try:
+            self.cluster.workload(self.workload.ref)
+        except WorkloadNotFound:
+            return False
+        return True
 
     def _stored_installation(self) -> Installation | None:
         record = (self.store.manifest.get("cnf") or {}).get("installation")

@@ -323,6 +323,9 @@ class CnfProfile(Header):
     workload: WorkloadSpec
     replicas: tuple[Annotated[int, Field(ge=1)], ...] = Field(min_length=1)
     ports: tuple[CnfPortMap, ...] = ()
+    # Traffic at a low rate for this long after every scale, before measuring: a CNF's
+    # replicas warm their caches and flow tables before they forward at full capacity.
+    warmup: Duration | None = None
     install: Literal["template", "helm"] = "template"
     uninstall: bool = True
     lab_model: str | None = None  # the lab's vendor model that emulates this CNF

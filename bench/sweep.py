@@ -35,7 +35,7 @@ from traffic.model import (
     TrialResult,
     TrialSpec,
 )
-from traffic.search import make_search
+from traffic.search import SweepWarmStart, make_search
 from traffic.trial import TrialRunner
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,10 @@ class TrialRecorder:
                 phase,
             )
             queue.clear()
-        return self._measure(point, phase, spec)
+        return self.measure(point, phase, spec)
 
-    def _measure(self, point: Point, phase: str, spec: TrialSpec) -> TrialResult:
+    def measure(self, point: Point, phase: str, spec: TrialSpec) -> TrialResult:
+        """Measure on the generator, whatever the journal holds."""
         def record(result: TrialResult) -> None:
             self.store.append_trial(result, point, point_key=point.key, phase=phase)
             self.measured += 1
@@ -196,7 +197,7 @@ class Sweep:
         self.goals: tuple[Goal, ...] = traffic.search.resolved_goals()
         self.results: dict[str, PointOutcome] = {}
         self._throughput_records: dict[str, Mapping[str, Any]] = {}
-        self._previous: dict[tuple[str, int, str], tuple[int, GoalResult, GoalResult]] = {}
+        self.warm = SweepWarmStart(margin=traffic.search.warm_start_margin)
 
     # --- the ladder ---------------------------------------------------------------------
 
@@ -252,30 +253,20 @@ class Sweep:
         return measure
 
     def _warm_up(self, point: Point) -> None:
-        duration = self.traffic.warmup_trial
-        if duration is None:
+        """Low-rate traffic after a scale; always sent, never replayed (new replicas)."""
+        durations = [d for d in (self.traffic.warmup_trial, self.cnf.warmup) if d]
+        if not durations:
             return
         streams = self.streams(point)
         load = 0.1 * streams.max_load_pps(self.port_speed_bps)
-        self.recorder.run(point, "warm-up", TrialSpec(streams, load, duration, TrialKind.WARMUP))
+        spec = TrialSpec(streams, load, max(durations), TrialKind.WARMUP)
+        self.recorder.measure(point, "warm-up", spec)
 
     def hints(self, point: Point) -> SearchHints | None:
-        """Bounds from the previous replica count, scaled by the replica ratio."""
+        """Bounds estimated from the replica counts measured so far (`SweepWarmStart`)."""
         if not self.traffic.search.warm_start:
             return None
-        key = (point.frame_size, point.flows, point.direction.value)
-        if key not in self._previous:
-            return None
-        before, ndr, pdr = self._previous[key]
-        ratio = point.replicas / before
-        margin = self.traffic.search.warm_start_margin
-        bounds: dict[str, tuple[float | None, float | None]] = {}
-        for result in (ndr, pdr):
-            if result.conditional_throughput_pps is None:
-                continue
-            estimate = result.conditional_throughput_pps * ratio
-            bounds[result.goal.name] = (estimate * (1 - margin), estimate * (1 + margin))
-        return SearchHints(goal_bounds=bounds) if bounds else None
+        return self.warm.hints_for(point)
 
     def measure_point(self, point: Point) -> PointOutcome:
         self._emit("search", point, f"searching {point.key}")
@@ -291,11 +282,7 @@ class Sweep:
         )
         if not self._has(point, "throughput"):
             self._record_throughput(point, result, streams, max_load)
-        self._previous[(point.frame_size, point.flows, point.direction.value)] = (
-            point.replicas,
-            ndr,
-            pdr,
-        )
+        self.warm.record(point, result)
         self.measure_latency(point, streams, outcome)
         self.results[point.key] = outcome
         return outcome
@@ -444,11 +431,7 @@ class Sweep:
         self.results[point.key] = PointOutcome(
             point, result, ndr.conditional_throughput_pps, pdr.conditional_throughput_pps
         )
-        self._previous[(point.frame_size, point.flows, point.direction.value)] = (
-            point.replicas,
-            ndr,
-            pdr,
-        )
+        self.warm.record(point, result)
 
     def load_journal(self, records: Sequence[Mapping[str, Any]]) -> None:
         self._throughput_records = {}

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from lab.dataplane import vendor_names
@@ -35,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3, help="worker nodes of the lab cluster")
     up.add_argument("--vfs-per-node", type=int, default=8, help="SR-IOV VFs per node")
     up.add_argument("--k8s-port", type=int, default=0, help="the Kubernetes API server's port")
+    up.add_argument(
+        "--exit-with",
+        type=int,
+        metavar="PID",
+        help="stop when process PID is gone (an ephemeral lab follows its controller)",
+    )
     up.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -71,8 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     except (LabError, OSError) as exc:
         print(f"python -m lab: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, LabError) else 1
+    if args.exit_with:
+        threading.Thread(
+            target=_follow, args=(args.exit_with, supervisor), name="exit-with", daemon=True
+        ).start()
     supervisor.serve_forever()
     return 0
+
+
+def _follow(pid: int, supervisor: Supervisor) -> None:
+    """Stop the lab once `pid` has gone, so a killed controller leaves nothing behind."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            logging.getLogger(__name__).info("process %d is gone: stopping the lab", pid)
+            supervisor.request_stop()
+            return
+        except PermissionError:
+            pass
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":
