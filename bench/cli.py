@@ -7,14 +7,15 @@ click.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import cast
 
 import click
 
 from analysis.errors import AnalysisError
 from bench import __version__
-from bench.commands import annex, check, compare, hosts, lab, profiles, run
 from bench.errors import EXIT_USAGE, BenchError, ProfileError
 from traffic.errors import TrafficError
 
@@ -30,7 +31,48 @@ def configure_logging(verbose: int, quiet: int) -> None:
     root.setLevel(max(logging.DEBUG, min(level, logging.CRITICAL)))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 99})
+# Each subcommand is imported when it is used, so that `cnfbench --help` or `cnfbench
+# lab status` does not pay for pandas, matplotlib and the Kubernetes client.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "bench.commands.run",
+        "run_command",
+        "Run a full benchmark: sweep, checks, tier, annex.",
+    ),
+    "sweep": (
+        "bench.commands.run",
+        "sweep_command",
+        "Run the performance sweep only (no checks).",
+    ),
+    "check": ("bench.commands.check", "check_command", "Run conformance checks on a CNF."),
+    "annex": ("bench.commands.annex", "annex_group", "Render or verify the annex of a run."),
+    "compare": ("bench.commands.compare", "compare_command", "Compare NDR/PDR across runs."),
+    "hosts": ("bench.commands.hosts", "hosts_group", "Probe testbed hosts over SSH; TRex server."),
+    "lab": ("bench.commands.lab", "lab_group", "Start, inspect and stop the embedded lab."),
+    "profiles": ("bench.commands.profiles", "profiles_group", "Validate profiles."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        return cast(click.Command, getattr(importlib.import_module(module), attr))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 99},
+)
 @click.version_option(__version__, "--version", prog_name="cnfbench")
 @click.option("-v", "--verbose", count=True, help="More log detail on stderr (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less log detail on stderr (repeatable).")
@@ -44,16 +86,6 @@ def cli(verbose: int, quiet: int) -> None:
     embedded lab on loopback.
     """
     configure_logging(verbose, quiet)
-
-
-cli.add_command(run.run_command)
-cli.add_command(run.sweep_command)
-cli.add_command(check.check_command)
-cli.add_command(annex.annex_group)
-cli.add_command(compare.compare_command)
-cli.add_command(hosts.hosts_group)
-cli.add_command(lab.lab_group)
-cli.add_command(profiles.profiles_group)
 
 
 def main(argv: list[str] | None = None) -> int:
