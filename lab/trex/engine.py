@@ -9,10 +9,13 @@ the counters a client reads are the sums of whole windows: what the generator se
 Windows are cut at the trial's grid, so the same seed, trials and replica events give
 the same counts however often the counters are read.
 
-Caveats: counters move a whole window at a time, so reading them while traffic runs
-shows no frames in flight (a real TRex would show a little phantom loss); a
-multi-burst stream is modelled at its average rate over bursts and gaps; a chain of
-streams that loops back is followed once.
+Counters read while traffic runs leave out the frames still in flight (rate times the
+model's base latency), as a real TRex shows them: that phantom loss is gone once the
+traffic has stopped.
+
+Caveats: counters move a whole window at a time; a multi-burst stream is modelled at
+its average rate over bursts and gaps; a chain of streams that loops back is followed
+once.
 """
 
 from __future__ import annotations
@@ -191,12 +194,15 @@ class Engine:
         dataplane: DataPlane,
         port_macs: list[str],
         window_s: float = 1.0,
+        *,
         events: EventSink | None = None,
         start_hold_s: float = 0.0,
+        in_flight_s: float = 0.0,
     ) -> None:
         self.dataplane = dataplane
         self.window_s = window_s
         self.start_hold_s = start_hold_s
+        self.in_flight_s = in_flight_s
         self._events = events or (lambda _kind, _data: None)
         speeds = dataplane.port_speeds_bps
         self.ports = [
@@ -602,6 +608,27 @@ class Engine:
         pg.rx_bps[rx.port_id] = received * size * 8 / span_s
 
     # --- views
+
+    def in_flight(self, rx_port: int, rx_pps: float) -> int:
+        """Frames on their way to `rx_port` at this instant: sent, not yet received.
+
+        While the far port transmits, ``rx_pps x in_flight_s`` frames are in the CNF and
+        on the wire, so counters read during traffic show a little loss that is not
+        loss; it is gone once the traffic has stopped.
+        """
+        sender = self.ports[rx_port ^ 1]
+        if sender.run is None or sender.run.paused_at_s is not None:
+            return 0
+        return round(rx_pps * self.in_flight_s)
+
+    def received(self, port_id: int) -> tuple[int, int]:
+        """(frames, bytes) received by `port_id` so far, without those still in flight."""
+        port = self.ports[port_id]
+        frames = self.in_flight(port_id, port.rx_pps)
+        if frames == 0 or port.rx_pps <= 0:
+            return port.ipackets, port.ibytes
+        size = port.rx_bps / 8 / port.rx_pps
+        return max(0, port.ipackets - frames), max(0, port.ibytes - round(frames * size))
 
     def any_active(self) -> bool:
         return any(p.run is not None for p in self.ports)

@@ -147,6 +147,7 @@ class TRexServer:
             window_s,
             events=self._on_event,
             start_hold_s=START_HOLD_WALL_S * clock.time_scale,
+            in_flight_s=dataplane.model.base_latency_us * 1e-6,
         )
         self.faults = Faults()
         self.rpc_calls = 0
@@ -773,9 +774,9 @@ class TRexServer:
             "m_rx_drop_bps": max(0.0, tx_bps - rx_bps),
             "m_rx_core_pps": 0.0,
             "m_total_tx_pkts": sum(p.opackets for p in ports),
-            "m_total_rx_pkts": sum(p.ipackets for p in ports),
+            "m_total_rx_pkts": sum(self.engine.received(p.port_id)[0] for p in ports),
             "m_total_tx_bytes": sum(p.obytes for p in ports),
-            "m_total_rx_bytes": sum(p.ibytes for p in ports),
+            "m_total_rx_bytes": sum(self.engine.received(p.port_id)[1] for p in ports),
             "m_total_queue_full": 0,
             "m_total_queue_drop": 0,
             "m_total_alloc_error": 0,
@@ -795,11 +796,12 @@ class TRexServer:
     def _port_stats(self, port_id: int) -> dict[str, Any]:
         self.engine.advance(self._now())
         port = self.engine.ports[port_id]
+        ipackets, ibytes = self.engine.received(port_id)
         return {
             "opackets": port.opackets,
-            "ipackets": port.ipackets,
+            "ipackets": ipackets,
             "obytes": port.obytes,
-            "ibytes": port.ibytes,
+            "ibytes": ibytes,
             "oerrors": 0,
             "ierrors": 0,
             "m_total_tx_bps": port.tx_bps,
@@ -821,7 +823,7 @@ class TRexServer:
             if pg is None:
                 continue
             versions[str(pg_id)] = pg.ver_id
-            flow[str(pg_id)] = _flow_json(pg, ports)
+            flow[str(pg_id)] = _flow_json(pg, ports, self.engine)
             if pg.latency:
                 latency[str(pg_id)] = _latency_json(pg)
         flow["g"] = {"rx_err": dict.fromkeys(ports, 0), "tx_err": dict.fromkeys(ports, 0)}
@@ -897,15 +899,21 @@ _XSTATS = [
 ]
 
 
-def _flow_json(pg: PgStats, ports: list[str]) -> dict[str, Any]:
+def _flow_json(pg: PgStats, ports: list[str], engine: Engine) -> dict[str, Any]:
     def per_port(values: list[Any]) -> dict[str, Any]:
         return {port: values[i] for i, port in enumerate(ports)}
 
+    flying = [engine.in_flight(i, pg.rx_pps[i]) for i in range(len(ports))]
+    rx_pkts = [max(0, n - f) for n, f in zip(pg.rx_pkts, flying, strict=True)]
+    rx_bytes = [
+        max(0, b - round(f * pg.rx_bps[i] / 8 / pg.rx_pps[i])) if f else b
+        for i, (b, f) in enumerate(zip(pg.rx_bytes, flying, strict=True))
+    ]
     return {
         "tp": per_port(pg.tx_pkts),
         "tb": per_port(pg.tx_bytes),
-        "rp": per_port(pg.rx_pkts),
-        "rb": per_port(pg.rx_bytes),
+        "rp": per_port(rx_pkts),
+        "rb": per_port(rx_bytes),
         "tps": per_port(pg.tx_pps),
         "tbs": per_port(pg.tx_bps),
         "rps": per_port(pg.rx_pps),
