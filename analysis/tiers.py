@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.loader import RunSet
+from analysis.scaling import CEILING_FRACTION, throughput_table
+from analysis.summary import run_summary
 
 TIERS_SCHEMA_VERSION = 1
 NOT_SO_GREAT = "not-so-great"
@@ -340,3 +343,35 @@ def _worst(column: pd.Series | None, pick: Any) -> float | None:
         return None
     values = [float(v) for v in column if v is not None and not pd.isna(v)]
     return float(pick(values)) if values else None
+
+
+def performance_from_runs(
+    runs: RunSet,
+    run_id: str,
+    disruption_lost_frames: int | None = None,
+    disruption_outage_s: float | None = None,
+) -> Performance:
+    """Tier figures of one stored run, as `performance_from_summary` gives them, except
+    that scaling efficiency leaves out points that reached the NIC line rate (at least
+    `analysis.scaling.CEILING_FRACTION` of it): there the generator's ports, not the
+    CNF, set the throughput.  Each point then counts at the largest replica count below
+    the ceiling (above one replica); the worst of them is the run's figure."""
+    perf = performance_from_summary(
+        run_summary(runs, run_id), disruption_lost_frames, disruption_outage_s
+    )
+    table = throughput_table(runs, run_id)
+    if table.empty or "line_rate_pps" not in table:
+        return perf
+    line = table["line_rate_pps"].astype(float)
+    below = table[~(table["ndr_pps"] >= CEILING_FRACTION * line) & (table["replicas"] > 1)]
+    below = below[below["efficiency_ndr"].notna()]
+    if below.empty:
+        return replace(perf, scaling_efficiency=None)
+    keys = ["frame_size", "flows", "direction"]
+    top = below.sort_values("replicas").groupby(keys).tail(1)
+    worst = top.sort_values("efficiency_ndr").iloc[0]
+    return replace(
+        perf,
+        scaling_efficiency=float(worst["efficiency_ndr"]),
+        top_replicas=int(worst["replicas"]),
+    )

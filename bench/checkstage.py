@@ -15,8 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import analysis
-from analysis.summary import run_summary
-from analysis.tiers import performance_from_summary, score
+from analysis.tiers import performance_from_runs, score
 from bench import checks
 from bench.checks.artifacts import load_cnf_profile
 from bench.checks.context import DEFAULT_K8S_VERSION
@@ -122,10 +121,10 @@ def score_tier(store: RunStore, tiers: TierProfile) -> dict[str, Any]:
     """Score the run's tier from its stored results and write ``tiers.json``."""
     runs = analysis.load_runs(store.directory)
     run_id = store.run_id
-    summary = run_summary(runs, run_id)
     check_records = [r for r in store.records() if r["type"] == "check"]
     lost, outage = _worst_disruption(check_records)
-    performance = performance_from_summary(summary, lost, outage)
+    # scaling efficiency leaves out points that reached the NIC line rate
+    performance = performance_from_runs(runs, run_id, lost, outage)
     result = score(check_records, performance, checks.tier_rules(tiers))
     document = result.to_document()
     store.write_json("tiers.json", document)

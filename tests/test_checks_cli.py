@@ -24,7 +24,12 @@ def test_list_shows_every_check_with_its_metadata(cnfbench: Run) -> None:
 def test_explain(cnfbench: Run) -> None:
     result = cnfbench("check", "--explain", "hardware-hostpath")
     assert result.returncode == 0
-    for heading in ("Overview:", "Rationale:", "Remediation:", "hardware-resources-and-scheduling"):
+    for heading in (
+        "Overview:",
+        "Rationale:",
+        "Remediation:",
+        "hardware-resources-and-scheduling",
+    ):
         assert heading in result.stdout
     unknown = cnfbench("check", "--explain", "no-such-check")
     assert unknown.returncode == 2
@@ -47,9 +52,7 @@ def test_good_chart_exits_0_and_writes_valid_outputs(cnfbench: Run, tmp_path: Pa
 
 def test_essential_failures_exit_1_with_evidence(cnfbench: Run, tmp_path: Path) -> None:
     out, junit = tmp_path / "checks.json", tmp_path / "junit.xml"
-    result = cnfbench(
-        "check", str(CHARTS / "insecure"), "--json", str(out), "--junit", str(junit)
-    )
+    result = cnfbench("check", str(CHARTS / "insecure"), "--json", str(out), "--junit", str(junit))
     assert result.returncode == 1
     assert "essential check(s) did not pass" in result.stderr
     assert "privileged" in result.stderr.splitlines()[-1]

@@ -149,7 +149,9 @@ def test_well_behaved_workload_passes_and_is_left_as_found(
     from bench.checks.artifacts import Artifacts
 
     art = Artifacts("router", Path("router.yaml"), kube.namespace, tuple(manifests))
-    results = run_runtime_checks(lab.context(kube, artifacts=art, restarts_at_start=kube.restarts()))
+    results = run_runtime_checks(
+        lab.context(kube, artifacts=art, restarts_at_start=kube.restarts())
+    )
     got = {r.id: r for r in results}
     assert [r.id for r in results] == list(RUNTIME_CHECK_IDS)
     for check_id in RUNTIME_CHECK_IDS[:-1]:

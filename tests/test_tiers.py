@@ -70,7 +70,7 @@ def test_blockers_list_every_unmet_requirement_of_the_next_tier() -> None:
         scaling_efficiency=0.80,  # silver needs 70 %, gold 85 %
         top_replicas=4,
         latency_p99_us=350.0,  # silver 500, gold 200
-        disruption_lost_frames=250_000,  # gold 100 000
+        disruption_lost_frames=60_000_000,  # gold 50 M
         disruption_outage_s=0.5,
         session_capacity=None,  # gold needs it measured
     )
@@ -88,7 +88,7 @@ def test_blockers_list_every_unmet_requirement_of_the_next_tier() -> None:
         "scaling efficiency at 4 replicas 80% < 85%"
     )
     assert blocked["latency p99 at 90% of NDR"].measured == 350.0
-    assert blocked["frames lost in disruption"].measured == 250_000
+    assert blocked["frames lost in disruption"].measured == 60_000_000
     assert blocked["session capacity"].measured is None
     assert "not measured" in blocked["session capacity"].message
     assert all(b.tier == "gold" and not b.met for b in result.blockers)
@@ -146,3 +146,27 @@ def test_performance_from_summary_takes_the_worst_at_the_top() -> None:
     assert perf.session_capacity == 300_000
     assert perf.disruption_lost_frames == 5
     assert performance_from_summary(pd.DataFrame()).scaling_efficiency is None
+
+
+def test_performance_from_runs_leaves_out_points_at_the_nic_ceiling(tmp_path: Path) -> None:
+    import analysis
+    from analysis.scaling import CEILING_FRACTION, throughput_table
+    from analysis.synthetic import DEMO_VENDORS, SyntheticSpec
+    from analysis.tiers import performance_from_runs
+    from tests.analysis_runs import write_spec
+
+    vpp = next(v for v in DEMO_VENDORS if v.cnf == "vpp-router")
+    run_dir = write_spec(tmp_path, SyntheticSpec(vendor=vpp, replicas=(1, 2, 4), repeats=1))
+    runs = analysis.load_runs(run_dir)
+    (run_id,) = runs.manifests
+    table = throughput_table(runs, run_id)
+    ceiling = table["ndr_pps"] >= CEILING_FRACTION * table["line_rate_pps"]
+    assert ceiling.any() and not ceiling.all()  # IMIX meets the NIC, 64-byte frames do not
+
+    perf = performance_from_runs(runs, run_id, disruption_lost_frames=7, disruption_outage_s=0.5)
+    counted = table[~ceiling & (table["replicas"] > 1)]
+    assert perf.scaling_efficiency is not None
+    assert perf.scaling_efficiency == pytest.approx(counted["efficiency_ndr"].min())
+    assert perf.scaling_efficiency >= 0.85  # the NIC-bound IMIX points no longer drag it down
+    assert perf.disruption_lost_frames == 7 and perf.disruption_outage_s == 0.5
+    assert perf.latency_p99_us is not None and perf.session_capacity is not None
