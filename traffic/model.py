@@ -262,15 +262,28 @@ class SearchHints:
     """Bounds carried over from a neighbouring point of the sweep (aggregate pps).
 
     `goal_bounds` maps a goal name to its own (lower, upper) estimate; `lower_pps` and
-    `upper_pps` apply to every goal not named there.  Hints are estimates, not
-    measurements: a search must verify them and widen when the truth lies outside.
+    `upper_pps` apply to every goal not named there.  `relative_bounds` maps a goal name
+    to (reference goal, low ratio, high ratio): once the search has a lower bound for
+    the reference goal, this goal's estimate is that bound times the ratios (PDR as a
+    ratio of NDR is steadier across replica counts than either).  Hints are estimates,
+    not measurements: a search must verify them and widen when the truth lies outside.
     """
 
     lower_pps: float | None = None
     upper_pps: float | None = None
     goal_bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    relative_bounds: Mapping[str, tuple[str, float, float]] = field(default_factory=dict)
 
-    def for_goal(self, name: str) -> tuple[float | None, float | None]:
+    def for_goal(
+        self, name: str, found: Mapping[str, float | None] | None = None
+    ) -> tuple[float | None, float | None]:
+        """The hint for goal `name`, given the lower bounds `found` so far."""
+        relative = self.relative_bounds.get(name)
+        if relative is not None and found:
+            reference, low, high = relative
+            basis = found.get(reference)
+            if basis is not None:
+                return basis * low, basis * high
         return self.goal_bounds.get(name, (self.lower_pps, self.upper_pps))
 
 

@@ -75,6 +75,11 @@ class Decision:
 class _Bound:
     load_pps: float
     verified: bool
+    hinted: bool = False  # provisional from a hint or a widening step, not min/max load
+
+    @property
+    def suspect(self) -> bool:
+        return self.hinted and not self.verified
 
 
 @dataclass
@@ -156,9 +161,10 @@ class BinarySearch:
         if len(durations) != 1:
             raise SearchError(f"{self.name}: goals must share one final trial duration")
         history = _History(measure, durations.pop())
-        results = {}
+        results: dict[str, GoalResult] = {}
         for goal in sorted(goals, key=lambda g: g.loss_ratio):
-            hint = hints.for_goal(goal.name) if hints else (None, None)
+            found = {name: r.lower_bound_pps for name, r in results.items()}
+            hint = hints.for_goal(goal.name, found) if hints else (None, None)
             results[goal.name] = self._search_goal(history, goal, min_load_pps, max_load_pps, hint)
         return SearchResult(
             method=self.name,
@@ -192,7 +198,7 @@ class BinarySearch:
                     # the truth lies below the hint: move down, doubling the step
                     step *= 2
                     hi = _Bound(lo.load_pps, True)
-                    lo = _Bound(max(min_pps, lo.load_pps - step), False)
+                    lo = _Bound(max(min_pps, lo.load_pps - step), False, hinted=True)
                     span = hi.load_pps - lo.load_pps
                     continue
             if not hi.verified:
@@ -204,7 +210,7 @@ class BinarySearch:
                     # the truth lies above the hint: move up, doubling the step
                     step *= 2
                     lo = _Bound(hi.load_pps, True)
-                    hi = _Bound(min(max_pps, hi.load_pps + step), False)
+                    hi = _Bound(min(max_pps, hi.load_pps + step), False, hinted=True)
                     span = hi.load_pps - lo.load_pps
                     continue
             if _narrow(lo, hi, goal) or _unsplittable(lo, hi):
@@ -219,8 +225,8 @@ class BinarySearch:
         end is then verified before more trials are spent inside a wrong hint."""
         lo, hi = bounds
         while not _narrow(lo, hi, goal) and not _unsplittable(lo, hi):
-            provisional = not (lo.verified and hi.verified)
-            if provisional and hi.load_pps - lo.load_pps <= EARLY_VERIFY_FRACTION * span:
+            suspect = lo.suspect or hi.suspect
+            if suspect and hi.load_pps - lo.load_pps <= EARLY_VERIFY_FRACTION * span:
                 return
             mid = float(round((lo.load_pps + hi.load_pps) / 2))
             bound = lo if history.decide(mid, goal, rule) else hi
@@ -245,11 +251,11 @@ class BinarySearch:
         hi = _Bound(known_hi, True) if known_hi is not None else None
         inside = hi is None or (hint_lo is not None and hint_lo < hi.load_pps)
         if hint_lo is not None and hint_lo > lo.load_pps and inside:
-            lo = _Bound(float(round(min(max(hint_lo, min_pps), max_pps))), False)
+            lo = _Bound(float(round(min(max(hint_lo, min_pps), max_pps))), False, hinted=True)
         if hint_hi is not None and (hi is None or hint_hi < hi.load_pps):
             candidate = float(round(min(max(hint_hi, min_pps), max_pps)))
             if candidate > lo.load_pps:
-                hi = _Bound(candidate, False)
+                hi = _Bound(candidate, False, hinted=True)
         if hi is None:
             if history.decide(max_pps, goal, rule):
                 return _Bound(max_pps, True), None

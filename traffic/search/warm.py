@@ -95,6 +95,29 @@ def _fit(rows: Sequence[tuple[float, float, float]], with_kappa: bool) -> tuple[
     return min(candidates, key=lambda c: sse(*c))
 
 
+def _relative_bounds(result: SearchResult) -> dict[str, tuple[str, float, float]]:
+    """Each goal after the lowest-loss one, as a ratio of that goal's lower bound.
+
+    With excess ``e = lower / reference - 1`` at the previous point, the hint spans
+    ``1 + e / 2`` to ``1 + 2 e + w`` (w the goal's relative width), so a steady ratio
+    needs a trial or two to confirm and a changed one is found by widening.
+    """
+    found = [g for g in result.goals if g.lower_bound_pps is not None]
+    if len(found) < 2:
+        return {}
+    reference = min(found, key=lambda g: g.goal.loss_ratio)
+    assert reference.lower_bound_pps is not None
+    out = {}
+    for g in found:
+        if g is reference or g.goal.loss_ratio <= reference.goal.loss_ratio:
+            continue
+        assert g.lower_bound_pps is not None
+        excess = max(0.0, g.lower_bound_pps / reference.lower_bound_pps - 1.0)
+        width = g.goal.relative_width
+        out[g.goal.name] = (reference.goal.name, 1.0 + excess / 2, 1.0 + 2 * excess + width)
+    return out
+
+
 def _family(point: Point) -> tuple[str, int, str]:
     return (point.frame_size, point.flows, point.direction.value)
 
@@ -115,6 +138,7 @@ class SweepWarmStart:
         if not done:
             return None
         bounds: dict[str, tuple[float | None, float | None]] = {}
+        relative = _relative_bounds(done[-1][1])
         for goal in done[-1][1].goals:
             name = goal.goal.name
             points = [
@@ -126,7 +150,7 @@ class SweepWarmStart:
             if points:
                 estimate = usl_estimate(points, point.replicas)
                 bounds[name] = (estimate * (1 - self.margin), estimate * (1 + self.margin))
-        return SearchHints(goal_bounds=bounds)
+        return SearchHints(goal_bounds=bounds, relative_bounds=relative)
 
     def record(self, point: Point, result: SearchResult) -> None:
         self._done.setdefault(_family(point), []).append((point.replicas, result))
