@@ -211,9 +211,37 @@ def test_sigint_mid_trial_stops_traffic_releases_ports_and_restores_replicas(
     cluster = Cluster.connect(kubeconfig)
     workload = cluster.workload(WorkloadRef("cnf-router", "Deployment", "router"))
     assert workload.replicas == 1
-    manifest = json.loads((_only_run(results) / "run.json").read_text())
+    run_dir = _only_run(results)
+    manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["status"] == "interrupted"
     assert manifest["stages"]["sweep"]["status"] == "interrupted"
+
+    # a resume on a testbed whose fingerprint changed is refused unless forced
+    manifest["testbed"]["fingerprint_sha256"] = "0" * 64
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+    refused = _run(
+        _sweep_argv(results, "--resume", run_dir.name, profile=tmp_path / "sweep-small.yaml")
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "testbed fingerprint changed" in refused.stderr
+    assert "--force" in refused.stderr
+
+
+def test_plan_is_printed_and_a_plan_over_budget_is_refused(tmp_path: Path) -> None:
+    planned = _run(_sweep_argv(tmp_path, "--plan"))
+    assert planned.returncode == 0, planned.stderr
+    assert "plan: 3 points over replicas [1, 2, 3]" in planned.stdout
+    assert not list(tmp_path.iterdir())
+    tight = (FIXTURES / "sweep-small.yaml").read_text().replace("10min", "5s")
+    for name in ("cnf-router.yaml", "traffic-small.yaml", "testbed-lab.yaml"):
+        (tmp_path / name).write_text(
+            (FIXTURES / name).read_text().replace("../../../", f"{REPO}/")
+        )
+    (tmp_path / "tight.yaml").write_text(tight)
+    refused = _run(_sweep_argv(tmp_path / "results", profile=tmp_path / "tight.yaml"))
+    assert refused.returncode == 2
+    assert "tight.yaml: time_budget: the plan needs about" in refused.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def _journal_if_any(results: Path) -> list[dict[str, Any]]:
