@@ -211,3 +211,29 @@ def test_ip_and_image_helpers() -> None:
     assert image_reference_problem("reg:5000/app") is not None  # a port is not a tag
     assert image_reference_problem("reg:5000/app:1.0") is None
     assert image_reference_problem("app@sha256:" + "0" * 64) is None
+
+
+def test_results_stored_as_journal_records_and_checks_json(tmp_path: Path) -> None:
+    import json
+
+    from bench.checks import checks_document, records
+    from bench.schemas import validate, validate_run_dir
+    from bench.store import RunStore
+
+    got = run_static_checks(artifacts("insecure"))
+    store = RunStore.create(tmp_path, "run-1", {"profiles": {}})
+    for record in records(got):
+        store.append("check", **record)
+    target = store.write_json("checks.json", checks_document(got, run_id="run-1"))
+    store.close()
+
+    assert validate_run_dir(store.directory) == len(got)
+    document = json.loads(target.read_text())
+    validate("checks", document, str(target))
+    assert document["summary"]["essential_failed"] == sorted(
+        r.id for r in got if r.check.weight.value == "essential" and r.status is Status.FAILED
+    )
+    journal = [r for r in store.records() if r["type"] == "check"]
+    assert [r["id"] for r in journal] == [r.id for r in got]
+    privileged = next(r for r in journal if r["id"] == "privileged")
+    assert privileged["impacted"][0]["container"] == "priv"
