@@ -244,51 +244,14 @@ class SshRunner:
                 sock=sock,
                 **credentials,
             )
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            self._close_jump()
-            raise HostKeyChanged(
-                f"{target.label}: the host key changed: {target.known_hosts_path} holds "
-                f"{key_fingerprint(exc.expected_key)} but the host presented "
-                f"{exc.key.get_name()} {key_fingerprint(exc.key)}; if the host was "
-                f"reinstalled, remove the old key (ssh-keygen -R '{target.host_key_name}' -f "
-                f"{target.known_hosts_path}), otherwise treat it as an attack"
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            self._close_jump()
-            raise HostAuthFailed(
-                f"{target.label}: authentication refused (tried {_tried(target)}); check "
-                "ssh.user, ssh.key_file and the host's authorized_keys"
-            ) from exc
         except HostKeyUnknown:
             client.close()
             self._close_jump()
             raise
-        except TimeoutError as exc:
+        except (paramiko.SSHException, OSError) as exc:
             client.close()
             self._close_jump()
-            raise HostUnreachable(
-                f"{target.label}: no answer within {target.timeout_s:g} s; check the address, "
-                "the port and any firewall"
-            ) from exc
-        except paramiko.SSHException as exc:
-            client.close()
-            self._close_jump()
-            raise HostUnreachable(f"{target.label}: SSH handshake failed: {exc}") from exc
-        except OSError as exc:
-            client.close()
-            self._close_jump()
-            reason = exc.strerror or str(exc)
-            if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-                # one error per address tried; they say the same for a single address
-                reason = "; ".join(sorted({_strerror(e) for e in exc.errors.values()}))
-            if isinstance(exc, socket.gaierror):
-                reason = f"cannot resolve the address ({reason})"
-            raise HostUnreachable(
-                f"{target.label}: cannot connect: {reason}; is sshd running there and the "
-                "address and port right?"
-            ) from exc
+            raise _connect_error(target, exc) from exc
         transport = client.get_transport()
         if transport is not None:
             # a session held open while a TRex server runs must survive idle NAT timeouts
@@ -447,6 +410,40 @@ __all__ = [
     "key_fingerprint",
     "parse_destination",
 ]
+
+
+def _connect_error(target: SshTarget, exc: paramiko.SSHException | OSError) -> HostError:
+    """What a failed ``connect`` means for the user, and what to do about it."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyChanged(
+            f"{target.label}: the host key changed: {target.known_hosts_path} holds "
+            f"{key_fingerprint(exc.expected_key)} but the host presented "
+            f"{exc.key.get_name()} {key_fingerprint(exc.key)}; if the host was "
+            f"reinstalled, remove the old key (ssh-keygen -R '{target.host_key_name}' -f "
+            f"{target.known_hosts_path}), otherwise treat it as an attack"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return HostAuthFailed(
+            f"{target.label}: authentication refused (tried {_tried(target)}); check "
+            "ssh.user, ssh.key_file and the host's authorized_keys"
+        )
+    if isinstance(exc, TimeoutError):
+        return HostUnreachable(
+            f"{target.label}: no answer within {target.timeout_s:g} s; check the address, "
+            "the port and any firewall"
+        )
+    if isinstance(exc, paramiko.SSHException):
+        return HostUnreachable(f"{target.label}: SSH handshake failed: {exc}")
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        # one error per address tried; they say the same for a single address
+        reason = "; ".join(sorted({_strerror(e) for e in exc.errors.values()}))
+    if isinstance(exc, socket.gaierror):
+        reason = f"cannot resolve the address ({reason})"
+    return HostUnreachable(
+        f"{target.label}: cannot connect: {reason}; is sshd running there and the address "
+        "and port right?"
+    )
 
 
 def _strerror(exc: BaseException) -> str:
