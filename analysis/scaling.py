@@ -147,7 +147,7 @@ def _batched_lm(
     """Weighted Levenberg–Marquardt for many data sets y (B, N) at once, within the bounds.
 
     Data sets leave the iteration once their cost stops improving (relative change below
-    1e-12 on an accepted step, or a damping so large that no step is taken).
+    1e-10 on an accepted step, or a damping so large that no step is taken).
     """
     k = 3 if free_kappa else 2
     root_w = np.sqrt(np.ones(r.size) if weights is None else weights)
@@ -176,7 +176,7 @@ def _batched_lm(
         params[active] = np.where(better[:, None], trial, p)
         cost[active] = np.where(better, trial_cost, old_cost)
         damping[active] = np.clip(np.where(better, mu * 0.3, mu * 10.0), 1e-9, 1e9)
-        settled = (better & (old_cost - trial_cost <= 1e-12 * old_cost)) | (mu >= 1e9)
+        settled = (better & (old_cost - trial_cost <= 1e-10 * old_cost)) | (mu >= 1e9)
         active = active[~settled]
     return params
 
@@ -374,7 +374,10 @@ def fit_scaling(
     n = y.size
     aic = n * math.log(max(rss, 1e-300) / n) + 2 * k
     dof = len(counts) - k
-    peaks = np.array([peak_replicas(s, kap) for s, kap in boot[:, 1:]])
+    with np.errstate(divide="ignore"):
+        peaks = np.where(
+            boot[:, 2] > 0, np.sqrt(np.maximum(1.0 - boot[:, 1], 0.0) / boot[:, 2]), np.inf
+        )
     lam, sigma, kappa = (float(v) for v in params)
     ci = {
         "lambda_pps": _interval(boot[:, 0], confidence),
