@@ -204,21 +204,21 @@ class Controller:
             self._due = []
             self._namespaces()
             self._garbage_collect()
-            for d in self.store.list(DEPLOYMENT)[0]:
+            for d in self.store.snapshot(DEPLOYMENT)[0]:
                 self._sync_deployment(d)
-            for s in self.store.list(STATEFULSET)[0]:
+            for s in self.store.snapshot(STATEFULSET)[0]:
                 self._sync_statefulset(s)
-            for rs in self.store.list(REPLICASET)[0]:
+            for rs in self.store.snapshot(REPLICASET)[0]:
                 self._sync_replicaset(rs)
             self._schedule()
-            due = self.kubelet.sync(self.store.list(POD)[0])
-            for rs in self.store.list(REPLICASET)[0]:
+            due = self.kubelet.sync(self.store.snapshot(POD)[0])
+            for rs in self.store.snapshot(REPLICASET)[0]:
                 self._replicaset_status(rs)
-            for d in self.store.list(DEPLOYMENT)[0]:
+            for d in self.store.snapshot(DEPLOYMENT)[0]:
                 self._deployment_status(d)
-            for s in self.store.list(STATEFULSET)[0]:
+            for s in self.store.snapshot(STATEFULSET)[0]:
                 self._statefulset_status(s)
-            for pdb in self.store.list(PDB)[0]:
+            for pdb in self.store.snapshot(PDB)[0]:
                 self._pdb_status(pdb)
             if due is not None:
                 self._due.append(due)
@@ -277,7 +277,7 @@ class Controller:
 
     def _orphan(self, uid: str) -> None:
         for rt in RESOURCE_TYPES:
-            for obj in self.store.list(rt)[0]:
+            for obj in self.store.snapshot(rt)[0]:
                 if owned_by(obj, uid):
 
                     def drop(o: Obj) -> None:
@@ -289,7 +289,7 @@ class Controller:
                     )
 
     def _namespaces(self) -> None:
-        for ns in self.store.list(NAMESPACE)[0]:
+        for ns in self.store.snapshot(NAMESPACE)[0]:
             if not ns["metadata"].get("deletionTimestamp"):
                 continue
             name = ns["metadata"]["name"]
@@ -297,7 +297,7 @@ class Controller:
             for rt in RESOURCE_TYPES:
                 if not rt.namespaced:
                     continue
-                for obj in self.store.list(rt, name)[0]:
+                for obj in self.store.snapshot(rt, name)[0]:
                     remaining += 1
                     if not obj["metadata"].get("deletionTimestamp"):
                         self.delete(rt, obj, None, "Background")
@@ -308,7 +308,7 @@ class Controller:
         uids = self.store.uids()
         dependents: dict[str, int] = {}
         for rt in OWNED_TYPES:
-            for obj in self.store.list(rt)[0]:
+            for obj in self.store.snapshot(rt)[0]:
                 refs = obj["metadata"].get("ownerReferences") or []
                 for ref in refs:
                     dependents[ref["uid"]] = dependents.get(ref["uid"], 0) + 1
@@ -317,14 +317,14 @@ class Controller:
                     self.delete(rt, obj, None, "Background")
         # Foreground deletion: an owner goes once its dependents are gone.
         for rt in OWNED_TYPES:
-            for obj in self.store.list(rt)[0]:
+            for obj in self.store.snapshot(rt)[0]:
                 meta = obj["metadata"]
                 if "foregroundDeletion" not in (meta.get("finalizers") or []):
                     continue
                 if not meta.get("deletionTimestamp"):
                     continue
                 for other_rt in OWNED_TYPES:
-                    for dep in self.store.list(other_rt)[0]:
+                    for dep in self.store.snapshot(other_rt)[0]:
                         if owned_by(dep, meta["uid"]) and not dep["metadata"].get(
                             "deletionTimestamp"
                         ):
@@ -334,15 +334,19 @@ class Controller:
 
     # --- deployments --------------------------------------------------------------------
 
-    def _owned(self, rt: ResourceType, owner: Obj) -> list[Obj]:
+    def _owned(self, rt: ResourceType, owner: Obj, *, copy: bool = False) -> list[Obj]:
         ns, uid = owner["metadata"]["namespace"], owner["metadata"]["uid"]
-        return [o for o in self.store.list(rt, ns)[0] if owned_by(o, uid)]
+        read = self.store.list if copy else self.store.snapshot
+        return [o for o in read(rt, ns, None)[0] if owned_by(o, uid)]
 
     def _sync_deployment(self, d: Obj) -> None:
         if d["metadata"].get("deletionTimestamp"):
             return
         spec = d["spec"]
-        rss = sorted(self._owned(REPLICASET, d), key=lambda r: r["metadata"]["creationTimestamp"])
+        # Copies: the rolling update keeps its arithmetic in them as it scales.
+        rss = sorted(
+            self._owned(REPLICASET, d, copy=True), key=lambda r: r["metadata"]["creationTimestamp"]
+        )
         template = spec["template"]
         digest = template_hash(template)
         new = next((r for r in rss if r["metadata"]["labels"].get(HASH_LABEL) == digest), None)
@@ -451,7 +455,7 @@ class Controller:
         old_uids = {r["metadata"]["uid"] for r in olds}
         pods_left = [
             p
-            for p in self.store.list(POD, d["metadata"]["namespace"])[0]
+            for p in self.store.snapshot(POD, d["metadata"]["namespace"])[0]
             if any(
                 ref.get("uid") in old_uids for ref in p["metadata"].get("ownerReferences") or []
             )
@@ -820,8 +824,8 @@ class Controller:
     # --- scheduling ---------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        pods = self.store.list(POD)[0]
-        nodes = self.store.list(NODE)[0]
+        pods = self.store.snapshot(POD)[0]
+        nodes = self.store.snapshot(NODE)[0]
         bound = [p for p in pods if holds_resources(p)]
         waiting = sorted(
             (
@@ -895,7 +899,7 @@ class Controller:
         selector = pdb["spec"].get("selector")
         pods = [
             p
-            for p in self.store.list(POD, ns)[0]
+            for p in self.store.snapshot(POD, ns)[0]
             if is_active(p) and selector_matches(selector, p["metadata"].get("labels") or {})
         ]
         expected = len(pods)

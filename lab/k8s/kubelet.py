@@ -396,9 +396,6 @@ class Kubelet:
             annotations[NETWORK_STATUS_ANNOTATION] = json.dumps(status, indent=4)
 
         self._store.mutate(self._pod_rt, state.namespace, state.name, change)
-        pod["metadata"].setdefault("annotations", {})[NETWORK_STATUS_ANNOTATION] = json.dumps(
-            status, indent=4
-        )
 
     # --- one container incarnation's schedule --------------------------------------------
 

@@ -387,7 +387,7 @@ class ApiServer:
         return lambda o: labels(o["metadata"].get("labels") or {}) and fields(o)
 
     def _list(self, req: Request, t: Target) -> tuple[int, Any]:
-        items, rv = self.store.list(t.rt, t.namespace, self._matcher(req))
+        items, rv = self.store.snapshot(t.rt, t.namespace, self._matcher(req))
         start = 0
         token = req.param("continue")
         if token:

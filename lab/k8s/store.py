@@ -115,6 +115,24 @@ class Store:
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items, rv
 
+    def snapshot(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        match: Callable[[Obj], bool] | None = None,
+    ) -> tuple[builtins.list[Obj], int]:
+        """Like `list`, without copying: the stored objects themselves, which callers
+        must only read (the controller's passes and list responses do)."""
+        with self._cond:
+            items = [
+                obj
+                for (ns, _), obj in self._slot(rt).items()
+                if (namespace is None or ns == namespace) and (match is None or match(obj))
+            ]
+            rv = self._rv
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items, rv
+
     def by_uid(self, uid: str) -> Obj | None:
         with self._cond:
             for slot in self._objects.values():
