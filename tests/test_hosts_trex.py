@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -145,3 +146,20 @@ def test_config_from_the_bundled_testbed() -> None:
         render_trex_config(["3b:00.0"])
     config = TrexServerConfig.for_generator(profile.generator)
     assert (config.rpc_host, config.rpc_port) == ("trex-01.lab.example", 4501)
+
+
+def test_a_reused_pid_is_not_the_server(host: SshRunner, tmp_path: Path) -> None:
+    # the server is gone and its pid now belongs to another process: never signal it
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        config = server_config(tmp_path, free_port())
+        (tmp_path / "trex.pid").write_text(f"{stranger.pid} 12345\n")
+        server = TrexServer(host, config)
+        assert server.alive(stranger.pid) and server.pid() is None
+        assert server.stop() is False
+        assert stranger.poll() is None
+        server.start()  # not "already running"
+        server.stop()
+    finally:
+        stranger.kill()
+        stranger.wait()

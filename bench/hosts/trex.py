@@ -33,6 +33,9 @@ from bench.profiles import GeneratorSpec
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.1
+# The state and start time of a process (proc(5) stat fields 3 and 22; the command name
+# in field 2 may hold spaces, so everything up to its closing parenthesis is cut first).
+_STAT = "sed -E 's/^.*\\) //' /proc/{pid}/stat 2>/dev/null | cut -d' ' -f1,20"
 LOG_TAIL_BYTES = 64 * 1024
 
 
@@ -185,22 +188,28 @@ class TrexServer:
         log.info("%s: wrote %s", self.where, self.config.config_path)
 
     def pid(self) -> int | None:
-        """The pid the last `start` recorded, if that process is still alive."""
-        result = self.runner.run(
-            f"cat {shlex.quote(self.config.pid_path)} 2>/dev/null", check=False
-        )
-        text = result.stdout.strip()
-        if not text.isdigit():
-            return None
-        return int(text) if self.alive(int(text)) else None
+        """The pid the last `start` recorded, if that very process is still alive."""
+        recorded = self._recorded()
+        return recorded[0] if recorded is not None and self.alive(*recorded) else None
 
-    def alive(self, pid: int) -> bool:
-        # A zombie is dead: in containers whose init reaps late, kill -0 still succeeds
-        # on one, so read the state letter from /proc/<pid>/stat instead.
-        state = self.runner.run(
-            f"sed -E 's/^.*\\) ([A-Za-z]).*$/\\1/' /proc/{pid}/stat 2>/dev/null", check=False
-        ).stdout.strip()
-        return state not in ("", "Z", "X")
+    def alive(self, pid: int, started: str | None = None) -> bool:
+        """Whether ``pid`` runs (and, given ``started``, is the process started then:
+        a pid can be reused once the server is gone, and stopping must not signal a
+        stranger)."""
+        fields = self.runner.run(_STAT.format(pid=pid), check=False).stdout.split()
+        if len(fields) != 2 or fields[0] in ("Z", "X"):
+            # A zombie is dead: in containers whose init reaps late, kill -0 would still
+            # succeed on one.
+            return False
+        return started is None or fields[1] == started
+
+    def _recorded(self) -> tuple[int, str] | None:
+        text = self.runner.run(
+            f"cat {shlex.quote(self.config.pid_path)} 2>/dev/null", check=False
+        ).stdout.split()
+        if len(text) != 2 or not text[0].isdigit():
+            return None
+        return int(text[0]), text[1]
 
     def fetch_log(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
         """The end of the server's log ("" when it has none yet)."""
@@ -226,7 +235,8 @@ class TrexServer:
         script = (
             f"cd {shlex.quote(cfg.install_dir)} && "
             f"{{ {env} setsid {command} > {shlex.quote(cfg.log_path)} 2>&1 < /dev/null & "
-            f"echo $! > {shlex.quote(cfg.pid_path)}; cat {shlex.quote(cfg.pid_path)}; }}"
+            f"p=$!; st=$({_STAT.format(pid='$p')} | cut -d' ' -f2); "
+            f'echo "$p ${{st:--}}" > {shlex.quote(cfg.pid_path)}; echo "$p"; }}'
         )
         try:
             result = self.runner.run(script)
@@ -244,9 +254,11 @@ class TrexServer:
         the server's log when it exits first or the time runs out (and stop it then)."""
         timeout_s = self.config.start_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
-        pid = self._recorded_pid()
+        recorded = self._recorded()
+        if recorded is None:
+            raise TrexServerError(f"{self.where} was not started (no {self.config.pid_path})")
         while True:
-            if not self.alive(pid):
+            if not self.alive(*recorded):
                 text = self.fetch_log()
                 raise TrexStartFailed(
                     f"{self.where} exited during start-up: {_last_line(text)} "
@@ -270,12 +282,6 @@ class TrexServer:
                 continue
             log.info("%s: ready, version %s", self.where, version.version)
             return version
-
-    def _recorded_pid(self) -> int:
-        text = self.runner.run(f"cat {shlex.quote(self.config.pid_path)}", check=False).stdout
-        if not text.strip().isdigit():
-            raise TrexServerError(f"{self.where} was not started (no {self.config.pid_path})")
-        return int(text.strip())
 
     def version(self) -> TrexVersion:
         """Ask the running server for its version over its RPC port."""
