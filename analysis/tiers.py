@@ -375,3 +375,55 @@ def performance_from_runs(
         scaling_efficiency=float(worst["efficiency_ndr"]),
         top_replicas=int(worst["replicas"]),
     )
+
+
+# --- for reports -----------------------------------------------------------------------
+
+
+def tier_statement(document: Mapping[str, Any]) -> str:
+    """One sentence for a report: the tier reached and, when there is a next tier,
+    every requirement that blocked it with the measured value."""
+    tier = str(document["tier"])
+    rules = document.get("rules") or "the tier profile"
+    nxt = document.get("next_tier")
+    if not nxt:
+        return f"Reached {tier}, the top tier of {rules}."
+    reasons = "; ".join(str(b["message"]) for b in document.get("blockers") or ())
+    return f"Reached {tier} under {rules}; {nxt} was blocked by: {reasons}."
+
+
+def requirement_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every requirement of every tier from ``tiers.json``, as table rows."""
+    return [
+        {
+            "tier": r["tier"],
+            "requirement": r["requirement"],
+            "required": r["required"],
+            "measured": r["measured"],
+            "met": "yes" if r["met"] else "no",
+            "detail": r["message"],
+        }
+        for r in document.get("requirements") or ()
+    ]
+
+
+def check_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every check result from ``checks.json``, as table rows (failures first)."""
+    order = {"failed": 0, "error": 1, "skipped": 2, "passed": 3}
+    rows = []
+    for r in sorted(document.get("results") or (), key=lambda r: (order[r["status"]], r["id"])):
+        impacted = [
+            "/".join(p for p in (i["kind"], i["namespace"], i["name"], i["container"]) if p)
+            for i in r.get("impacted") or ()
+        ]
+        rows.append(
+            {
+                "check": r["id"],
+                "category": r["category"],
+                "weight": r["weight"],
+                "status": r["status"],
+                "message": r["message"],
+                "impacted": ", ".join(impacted),
+            }
+        )
+    return rows

@@ -170,3 +170,30 @@ def test_performance_from_runs_leaves_out_points_at_the_nic_ceiling(tmp_path: Pa
     assert perf.scaling_efficiency >= 0.85  # the NIC-bound IMIX points no longer drag it down
     assert perf.disruption_lost_frames == 7 and perf.disruption_outage_s == 0.5
     assert perf.latency_p99_us is not None and perf.session_capacity is not None
+
+
+def test_report_helpers_state_the_tier_and_its_reasons() -> None:
+    from analysis.tiers import check_rows, requirement_rows, tier_statement
+
+    perf = Performance(scaling_efficiency=0.8, top_replicas=4, latency_p99_us=50.0)
+    doc = score(checks(normal=(9, 1)), perf, rules()).to_document()
+    text = tier_statement(doc)
+    assert text.startswith("Reached bronze under default; silver was blocked by: ")
+    assert "outage in disruption: not measured" in text
+    rows = requirement_rows(doc)
+    assert len(rows) == len(doc["requirements"]) and {r["met"] for r in rows} == {"yes", "no"}
+    top = score(checks(), GOLDEN, rules()).to_document()
+    assert tier_statement(top) == "Reached gold, the top tier of default."
+    results = {
+        "results": [
+            {"id": "b", "category": "security", "weight": "normal", "status": "passed",
+             "message": "ok", "impacted": []},
+            {"id": "a", "category": "security", "weight": "essential", "status": "failed",
+             "message": "bad", "impacted": [
+                 {"kind": "Deployment", "namespace": "ns", "name": "d", "container": "c"}]},
+        ]
+    }  # fmt: skip
+    assert [(r["check"], r["impacted"]) for r in check_rows(results)] == [
+        ("a", "Deployment/ns/d/c"),
+        ("b", ""),
+    ]
