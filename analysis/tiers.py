@@ -243,7 +243,7 @@ def _performance_requirements(tier: TierRequirements, perf: Performance) -> list
             tier.scaling_efficiency_min,
             perf.scaling_efficiency,
             most=False,
-            fmt=".0%",
+            fmt=".1%",
         ),
         _bound(
             name,

@@ -85,7 +85,7 @@ def test_blockers_list_every_unmet_requirement_of_the_next_tier() -> None:
     }
     assert blocked["scaling efficiency at 4 replicas"].measured == pytest.approx(0.80)
     assert blocked["scaling efficiency at 4 replicas"].message == (
-        "scaling efficiency at 4 replicas 80% < 85%"
+        "scaling efficiency at 4 replicas 80.0% < 85.0%"
     )
     assert blocked["latency p99 at 90% of NDR"].measured == 350.0
     assert blocked["frames lost in disruption"].measured == 60_000_000
