@@ -102,11 +102,17 @@ def test_a_server_that_fails_to_start_gives_its_log(host: SshRunner, tmp_path: P
 
 
 def test_a_server_that_never_answers_is_stopped(host: SshRunner, tmp_path: Path) -> None:
-    config = replace(server_config(tmp_path, free_port()), command="sleep 60")
+    # a shell command line, with braces that are not the config placeholder
+    command = "echo waiting for ${NOTHING:-nothing} on {cfg}; sleep 60"
+    config = replace(server_config(tmp_path, free_port()), command=command)
     server = TrexServer(host, config)
     pid = server.start()
-    with pytest.raises(TrexStartFailed, match=r"did not answer on 127\.0\.0\.1:\d+ within 1 s"):
+    with pytest.raises(
+        TrexStartFailed,
+        match=r"did not answer on 127\.0\.0\.1:\d+ within 1 s: waiting for nothing",
+    ) as exc:
         server.wait_ready(timeout_s=1.0)
+    assert f"on {tmp_path / 'trex_cfg.yaml'}" in exc.value.log
     assert not server.alive(pid)  # stopped, not left behind
 
 

@@ -118,7 +118,8 @@ def _short_pci(address: str) -> str:
 class TrexServerConfig:
     """Where TRex lives on the generator host and how to start it.
 
-    ``command`` runs in ``install_dir``; ``{cfg}`` becomes the config path.
+    ``command`` runs through ``sh -c`` in ``install_dir``, in a session of its own;
+    ``{cfg}`` becomes the config path.
     """
 
     rpc_host: str  # the address the controller reaches the RPC port on
@@ -230,11 +231,13 @@ class TrexServer:
                 "(cnfbench never drives a server it did not start)"
             )
         cfg = self.config
-        command = cfg.command.format(cfg=shlex.quote(cfg.config_path))
+        # a plain substitution: the command may hold other braces (${VAR}, awk programs)
+        command = cfg.command.replace("{cfg}", shlex.quote(cfg.config_path))
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cfg.environment.items())
         script = (
             f"cd {shlex.quote(cfg.install_dir)} && "
-            f"{{ {env} setsid {command} > {shlex.quote(cfg.log_path)} 2>&1 < /dev/null & "
+            f"{{ {env} setsid sh -c {shlex.quote(command)} > {shlex.quote(cfg.log_path)} 2>&1 "
+            "< /dev/null & "
             f"p=$!; st=$({_STAT.format(pid='$p')} | cut -d' ' -f2); "
             f'echo "$p ${{st:--}}" > {shlex.quote(cfg.pid_path)}; echo "$p"; }}'
         )
@@ -245,7 +248,7 @@ class TrexServer:
             raise TrexServerError(
                 f"{self.where} could not be started in {cfg.install_dir}: {tail[0]}"
             ) from exc
-        pid = int(result.stdout.strip())
+        pid = int(result.stdout.split()[-1])
         log.info("%s: started %r (pid %d)", self.where, command, pid)
         return pid
 
