@@ -242,8 +242,10 @@ def test_a_pinned_release_refuses_the_other_generation(release: str) -> None:
 
 def test_ownership_acquire_refuse_force_release(rpc: Rpc) -> None:
     first = own(rpc, 0, session=1, user="alice")
-    with pytest.raises(RpcFailure, match="owned by 'alice'"):
+    with pytest.raises(RpcFailure, match="already taken by 'alice'"):
         own(rpc, 0, session=2, user="bob")
+    with pytest.raises(RpcFailure, match="owned by another session of 'alice'"):
+        own(rpc, 0, session=3, user="alice")
     status = rpc.call("get_port_status", port_id=0)
     assert status["owner"] == "alice"
     second = own(rpc, 0, session=2, user="bob", force=True)

@@ -600,7 +600,9 @@ class TRexServer:
         port = self.engine.ports[port_id]
         user, session_id, force = params["user"], params["session_id"], bool(params["force"])
         if port.handler is not None and port.session_id != session_id and not force:
-            raise RpcError(f"port is already owned by '{port.owner}'")
+            if port.owner == str(user):
+                raise RpcError(f"port is already owned by another session of '{user}'")
+            raise RpcError(f"port is already taken by '{port.owner}'")
         port.owner, port.session_id = str(user), session_id
         port.handler = secrets.token_hex(4)
         self._enqueue_event(
@@ -612,8 +614,7 @@ class TRexServer:
     def _release(self, params: dict[str, Any]) -> Any:
         port_id = self._owned(params)
         port = self.engine.ports[port_id]
-        if port.run is not None:
-            raise RpcError("cannot release a port while it transmits - stop it first")
+        # As in TRex's stateless port: releasing does not stop the traffic.
         who, session_id = port.owner, port.session_id
         port.owner, port.session_id, port.handler = "", None, None
         self._enqueue_event(
