@@ -86,6 +86,8 @@ class AnnexParameters:
     min_marginal_gain: float = 0.5
     baseline_vendor: str | None = None
     force: bool = False
+    # goals whose scaling is fitted; by default NDR and PDR for a run, NDR for a comparison
+    fit_goals: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -240,9 +242,10 @@ def derive(
     if kind == "comparison":
         comparison = comparison_frame(runs, params.baseline_vendor, force=params.force)
     throughput = throughput_table(runs)
+    goals = params.fit_goals or (("ndr", "pdr") if kind == "run" else ("ndr",))
     verdicts = scaling_fits(
         runs,
-        goals=("ndr", "pdr"),
+        goals=goals,
         bootstrap_samples=params.bootstrap_samples,
         confidence=params.confidence,
         seed=params.seed,
@@ -960,7 +963,10 @@ def verify_annex(annex_dir: Path | str) -> Verification:
     )
     if not run_dirs:
         raise AnnexVerifyError(["the annex names no data files"])
-    params = AnnexParameters(**stored.get("parameters", {}))
+    stored_params = dict(stored.get("parameters", {}))
+    if stored_params.get("fit_goals") is not None:
+        stored_params["fit_goals"] = tuple(stored_params["fit_goals"])
+    params = AnnexParameters(**stored_params)
     try:
         derived = derive(load_runs(run_dirs), annex_dir, params, stored.get("kind"))
     except ResultsError as exc:
