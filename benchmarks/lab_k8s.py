@@ -11,11 +11,13 @@ client and the cluster driver:
    process exits 1 s after SIGTERM), a deleted pod's recovery (no pull: 3 s), and a
    rolling update of 8 replicas with maxSurge 1 and maxUnavailable 0.
 
-Targets: p99 request latency under 20 ms; lifecycle timings within 15 % of the model at
-time scale 50 (the wall-clock overhead of a pass, a watch and the client is a larger
-share of lab time as the time scale grows, which the second time scale shows).
+Each lifecycle timing is printed with the model's figure and the excess in wall
+milliseconds: the overhead of the controller's passes, the watch and the client, which
+weighs more in lab seconds as the time scale grows (the lab then reads slower than the
+model).  Targets: p99 request latency under 50 ms; overhead under 100 wall ms per
+measurement (under 2 lab s at time scale 20, which tests of timings should use).
 
-Run: ``python benchmarks/lab_k8s.py [--time-scale 50 200]``.
+Run: ``python benchmarks/lab_k8s.py [--time-scale 20 50 200]``.
 """
 
 from __future__ import annotations
@@ -120,7 +122,9 @@ def lifecycle(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-MODEL = {"scale_1_8_s": 7.0, "scale_8_1_s": 1.0, "recovery_s": 3.0}
+# What the lab's model prescribes, in lab seconds.  Scaling down is complete as soon as
+# the replica set has marked the extra pods for deletion (they no longer count).
+MODEL = {"scale_1_8_s": 7.0, "scale_8_1_s": 0.0, "recovery_s": 3.0}
 
 
 def run(time_scale: float) -> None:
@@ -165,13 +169,17 @@ def run(time_scale: float) -> None:
         print(f"  {key:16} {value:8.2f}")
     for key, value in timings.items():
         model = MODEL.get(key)
-        ratio = f"  ratio to model {value / model:5.2f}" if model and value else ""
-        print(f"  {key:16} {value:8.2f} lab s{ratio}")
+        extra = ""
+        if model is not None and value is not None:
+            # The excess over the model is wall-clock overhead (passes, watch, client).
+            overhead_ms = (value - model) / time_scale * 1e3
+            extra = f"  model {model:5.2f} lab s, overhead {overhead_ms:6.1f} wall ms"
+        print(f"  {key:16} {value:8.2f} lab s{extra}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-scale", type=float, nargs="+", default=[50.0, 200.0])
+    parser.add_argument("--time-scale", type=float, nargs="+", default=[20.0, 50.0, 200.0])
     args = parser.parse_args()
     for scale in args.time_scale:
         run(scale)
