@@ -158,3 +158,22 @@ def test_labctl_handle_and_control_channel(tmp_path: Path) -> None:
         pid = lab.endpoints.pid
     assert not alive(pid)
     assert stop_lab(tmp_path) is False
+
+
+def test_foreground_up_fails_when_the_lab_dies(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*LAB_GROUP, "up", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "state.json").exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    os.kill(json.loads((tmp_path / "state.json").read_text())["pid"], signal.SIGKILL)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "exited by itself" in err
+    assert not (tmp_path / "state.json").exists()  # stale state is cleared

@@ -77,6 +77,11 @@ def up_command(
             time.sleep(0.5)
     except KeyboardInterrupt:
         click.echo("stopping the lab", err=True)
+    else:
+        raise labctl.LabError(
+            f"the lab (pid {handle.endpoints.pid}) exited by itself; see "
+            f"{handle.state_dir / labctl.LOG_FILE}"
+        )
     finally:
         handle.stop()
 
