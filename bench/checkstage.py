@@ -56,7 +56,6 @@ def _disruption_context(env: Environment, tiers: TierProfile | None) -> dict[str
         units.parse_frame_size(frame),
         flows,
         direction,
-        latency_rate_pps=traffic.latency.rate,
         replica_macs=dict(env.workload.replica_macs())
         if env.testbed.steering == "per-replica"
         else {},

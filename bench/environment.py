@@ -34,9 +34,8 @@ from bench.progress import RunProgress
 from bench.store import RunStore
 from bench.sweep import PointOutcome
 from traffic.errors import GeneratorError
-from traffic.model import Generator, PortTarget
-from traffic.nfvbench import NfvbenchConfig, NfvbenchGenerator
-from traffic.trex.driver import TrexConfig, TrexGenerator
+from traffic.generators import make_generator
+from traffic.model import Generator
 
 log = logging.getLogger(__name__)
 
@@ -154,31 +153,19 @@ class Environment:
         return Cluster.from_spec(spec, base_dir=self.bundle.testbed.path.parent)
 
     def _make_generator(self) -> Generator:
-        gen = self.testbed.generator
-        targets = tuple(PortTarget(p.id, p.dst_mac, p.vlan) for p in gen.ports)
-        speeds = {p.id: p.speed for p in gen.ports}
-        if gen.type == "nfvbench":
-            url = gen.nfvbench_url
-            if self.lab is not None:
-                url = self.lab.endpoints.services.get("nfvbench", {}).get("url", url)
-            if not url:
-                raise InputError(f"{self.bundle.testbed.path}: generator.nfvbench_url is missing")
-            return NfvbenchGenerator(NfvbenchConfig(url=url, port_speeds_bps=speeds))
-        host, sync, asyn = gen.host, gen.sync_port, gen.async_port
+        spec = self.testbed.generator
         if self.lab is not None:
+            # the lab's servers listen on ports of its own choosing
             ep = self.lab.endpoints
-            host, sync, asyn = ep.trex_host, ep.trex_sync_port, ep.trex_async_port
-        config = TrexConfig(
-            host=host,
-            sync_port=sync,
-            async_port=asyn,
-            client=gen.client,
-            trex_path=gen.trex_path,
-            ports=targets,
-            port_speeds_bps=speeds,
-            rx_delay_s=self.bundle.traffic.profile.rx_delay,
-        )
-        return TrexGenerator(config)
+            spec = spec.model_copy(
+                update={
+                    "host": ep.trex_host,
+                    "sync_port": ep.trex_sync_port,
+                    "async_port": ep.trex_async_port,
+                    "nfvbench_url": ep.services.get("nfvbench", {}).get("url"),
+                }
+            )
+        return make_generator(spec, rx_delay_s=self.bundle.traffic.profile.rx_delay)
 
     # --- stages ---------------------------------------------------------------------------
 

@@ -126,6 +126,7 @@ class TrialRecorder:
 
     def measure(self, point: Point, phase: str, spec: TrialSpec) -> TrialResult:
         """Measure on the generator, whatever the journal holds."""
+
         def record(result: TrialResult) -> None:
             self.store.append_trial(result, point, point_key=point.key, phase=phase)
             self.measured += 1
@@ -233,13 +234,18 @@ class Sweep:
 
     # --- one point ----------------------------------------------------------------------
 
-    def streams(self, point: Point, flows: int | None = None) -> StreamSpec:
+    def streams(
+        self, point: Point, flows: int | None = None, with_latency: bool = False
+    ) -> StreamSpec:
+        """The traffic of `point`.  Only latency trials carry latency streams: RFC 2544
+        §26.2 measures latency apart from throughput, and a search gains nothing from
+        them but per-trial cost."""
         macs = self.workload.replica_macs() if self.steering == "per-replica" else {}
         return StreamSpec(
             frame_size=units.parse_frame_size(point.frame_size),
             flows=flows or point.flows,
             direction=point.direction,
-            latency_rate_pps=self.traffic.latency.rate,
+            latency_rate_pps=self.traffic.latency.rate if with_latency else 0.0,
             replica_macs=dict(macs),
         )
 
@@ -283,7 +289,7 @@ class Sweep:
         if not self._has(point, "throughput"):
             self._record_throughput(point, result, streams, max_load)
         self.warm.record(point, result)
-        self.measure_latency(point, streams, outcome)
+        self.measure_latency(point, self.streams(point, with_latency=True), outcome)
         self.results[point.key] = outcome
         return outcome
 
