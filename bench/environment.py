@@ -189,6 +189,7 @@ class Environment:
                 "steering": self.testbed.steering,
                 "fingerprint": fingerprint,
                 "fingerprint_sha256": fingerprint["sha256"],
+                "comparison": fingerprint.get("comparison"),
             },
             cluster={
                 "version": version.git_version,
