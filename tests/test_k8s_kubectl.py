@@ -207,3 +207,51 @@ def test_bad_token_is_refused_by_kubectl(lab: LabApi, tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "You must be logged in to the server" in done.stderr
+
+
+def test_statefulset_scale_and_rollout_status(lab: LabApi, tmp_path: Path) -> None:
+    template = deployment(name="fw", vfs=0)["spec"]["template"]
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "fw", "namespace": NS},
+        "spec": {
+            "replicas": 1,
+            "serviceName": "fw",
+            "selector": {"matchLabels": {"app": "fw"}},
+            "template": template,
+        },
+    }
+    path = tmp_path / "sts.yaml"
+    path.write_text(yaml.safe_dump(sts))
+    lab.kubectl("create", "-f", str(path))
+    lab.kubectl("-n", NS, "scale", "statefulset/fw", "--replicas=3")
+    out = lab.kubectl("-n", NS, "rollout", "status", "statefulset/fw", "--timeout=60s").stdout
+    assert "partitioned roll out complete" in out or "roll out complete" in out
+    names = lab.kubectl("-n", NS, "get", "pods", "-l", "app=fw", "-o", "name").stdout.split()
+    assert names == ["pod/fw-0", "pod/fw-1", "pod/fw-2"]
+    lab.kubectl("-n", NS, "delete", "statefulset", "fw")
+
+
+def test_logs_follow_streams_until_the_pod_goes(lab: LabApi) -> None:
+    pod = lab.kubectl("-n", NS, "get", "pods", "-l", "app=router", "-o", "name").stdout.split()[0]
+    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
+    with subprocess.Popen(
+        ["kubectl", "--cache-dir", str(lab.cache_dir), "-n", NS, "logs", "-f", pod],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert "starting registry.lab.local/cnfbench/vpp-router" in first
+            lab.kubectl("-n", NS, "delete", pod, "--wait=false")
+            rest = proc.stdout.read()  # ends when the pod is gone
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+    assert "received SIGTERM, draining" in rest

@@ -56,6 +56,7 @@ RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 POD_IP = "127.0.0.1"  # every pod's address is loopback: the lab answers nowhere else
 BACKOFF_START_S = 10.0
 BACKOFF_MAX_S = 300.0
+FINAL_LOGS_KEPT = 256  # pods whose last log lines are kept after they are gone
 
 
 class Clock(Protocol):
@@ -205,6 +206,7 @@ class Kubelet:
         self._vfs = {shape.node_name(i): node_vfs(shape, i) for i in range(shape.nodes)}
         self._pod_rt = by_kind("v1", "Pod")
         self._failed_sandboxes: set[str] = set()
+        self._final_logs: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         self._nad_rt = by_kind("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition")
 
     # --- time ---------------------------------------------------------------------------
@@ -538,6 +540,19 @@ class Kubelet:
             self._store.remove(self._pod_rt, state.namespace, state.name)
 
     def _forget(self, state: _Pod, now: float) -> None:
+        # Keep the last lines, for a client following the log as the pod goes.
+        for container in state.containers.values():
+            lines = [
+                (t, line)
+                for t, line in self._log_lines(state, container, container.runs[-1])
+                if t <= now
+            ]
+            lines.sort(key=lambda item: item[0])
+            self._final_logs[(state.namespace, state.name, container.name)] = [
+                (self.stamp(t, micro=True), line) for t, line in lines
+            ]
+        while len(self._final_logs) > FINAL_LOGS_KEPT:
+            self._final_logs.pop(next(iter(self._final_logs)))
         self._leave(state, now)
         if state.metrics is not None:
             state.metrics.close()
@@ -766,6 +781,10 @@ class Kubelet:
         if state is None or not self._pod_ready(state, now):
             return None
         return max((c.runs[-1].ready_s or now for c in state.containers.values()), default=now)
+
+    def final_logs(self, namespace: str, name: str, container: str) -> list[tuple[str, str]]:
+        """The log of a container whose pod is gone, as it was when the process exited."""
+        return list(self._final_logs.get((namespace, name, container), []))
 
     def pod_running(self, namespace: str, name: str) -> bool:
         return any((s.namespace, s.name) == (namespace, name) for s in self._pods.values())

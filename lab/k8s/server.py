@@ -58,6 +58,7 @@ PATCH_TYPES = (
     "application/strategic-merge-patch+json",
 )
 DEFAULT_WATCH_TIMEOUT_S = 1800.0
+FOLLOW_POLL_S = 0.02  # wall seconds between looks at a followed log
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -814,10 +815,15 @@ class ApiServer:
     def _follow(self, t: Target, container: str, sent: int, first: bytes) -> Iterator[bytes]:
         assert t.name is not None and t.namespace is not None
         yield first
+        kubelet = self.controller.kubelet
         while not self.stopping:
-            time.sleep(0.05)
-            lines = self.controller.kubelet.logs(t.namespace, t.name, container, False)
+            time.sleep(FOLLOW_POLL_S)
+            lines = kubelet.logs(t.namespace, t.name, container, False)
             if lines is None:
+                # The pod is gone: send what it wrote last, then end the stream.
+                final = kubelet.final_logs(t.namespace, t.name, container)
+                if len(final) > sent:
+                    yield "".join(f"{line}\n" for _, line in final[sent:]).encode()
                 return
             if len(lines) > sent:
                 yield "".join(f"{line}\n" for _, line in lines[sent:]).encode()
