@@ -305,3 +305,32 @@ def test_install_with_helm_upgrade_install(cluster: Cluster, lab: LabApi) -> Non
         check=True,
     )
     assert json.loads(listed.stdout) == []
+
+
+def test_statefulset_scale_and_rollout(cluster: Cluster) -> None:
+    from kubernetes import client
+
+    core, apps = client.CoreV1Api(cluster.api), client.AppsV1Api(cluster.api)
+    core.create_namespace({"metadata": {"name": "sts"}})
+    template = deployment(name="fw", vfs=0)["spec"]["template"]
+    apps.create_namespaced_stateful_set(
+        "sts",
+        {
+            "metadata": {"name": "fw"},
+            "spec": {
+                "replicas": 1,
+                "serviceName": "fw",
+                "selector": {"matchLabels": {"app": "fw"}},
+                "template": template,
+            },
+        },
+    )
+    ref = WorkloadRef("sts", "StatefulSet", "fw")
+    cluster.wait_ready(ref, timeout_s=60)
+    up = cluster.scale(ref, 3, timeout_s=120)
+    assert up.ready and up.time_to_ready_s is not None
+    assert [p.name for p in cluster.pods(ref)] == ["fw-0", "fw-1", "fw-2"]
+    result = cluster.rollout(ref, "registry.lab.local/cnfbench/vpp-router:24.06", timeout_s=120)
+    assert result.container == "fw" and result.duration_s > 0
+    assert {p.images[0] for p in cluster.pods(ref)} == {result.new_image}
+    core.delete_namespace("sts")
