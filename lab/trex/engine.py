@@ -391,14 +391,14 @@ class Engine:
         port = self.ports[port_id]
         if port.run is None or profile not in (ALL_PROFILES, port.run.profile_id):
             return
-        self.advance(now_s)
+        self.advance(now_s, flush=True)
         self._finish(port, now_s, EVENT_PORT_STOPPED)
 
     def pause(self, port_id: int, now_s: float) -> None:
         port = self.ports[port_id]
         if port.run is None or port.run.paused_at_s is not None:
             raise EngineError("port is not transmitting")
-        self.advance(now_s)
+        self.advance(now_s, flush=True)
         port.run.paused_at_s = now_s
         for active in port.run.actives:
             self._resegment(active, now_s, active.pps)
@@ -426,7 +426,7 @@ class Engine:
         port = self.ports[port_id]
         if port.run is None:
             raise EngineError("port is not transmitting")
-        self.advance(now_s)
+        self.advance(now_s, flush=True)
         streams = [a.stream for a in port.run.actives]
         op = mul.get("op", "abs")
         wanted = self._factor(port, streams, {**mul, "type": mul.get("type", "raw")}, force)
@@ -465,13 +465,13 @@ class Engine:
         self._events(event, {"port_id": port.port_id})
 
     def set_link(self, port_id: int, up: bool, now_s: float) -> None:
-        self.advance(now_s)
+        self.advance(now_s, flush=True)
         self.ports[port_id].link_up = up
         self.dataplane.set_link(port_id, up)
 
     def reset(self, now_s: float) -> None:
         """Forget every owner, stream and run (a server restart)."""
-        self.advance(now_s)
+        self.advance(now_s, flush=True)
         for port in self.ports:
             port.run = None
             port.streams.clear()
@@ -483,33 +483,44 @@ class Engine:
 
     # --- advancing time
 
-    def advance(self, now_s: float) -> None:
-        """Forward all running streams up to lab time `now_s`, window by window."""
+    def advance(self, now_s: float, flush: bool = False) -> None:
+        """Forward running streams window by window up to lab time `now_s`.
+
+        Only whole windows of the trial's grid are forwarded (the counters lag by less
+        than a window, as TRex's own counters lag their sampling), so the counts do not
+        depend on when anyone reads them.  With `flush`, the last partial window up to
+        `now_s` is forwarded too: a stop, pause, rate change or link change happens then.
+        """
         if self._advancing:
             return  # an event raised while advancing reads counters; no nested windows
         self._advancing = True
         try:
-            self._advance(now_s)
+            self._advance(now_s, flush)
         finally:
             self._advancing = False
 
-    def _advance(self, now_s: float) -> None:
+    def _advance(self, now_s: float, flush: bool) -> None:
         t_s = self.advanced_s
-        while t_s < now_s:
+        while True:
             runs = [p.run for p in self.ports if p.run is not None]
             if not runs:
+                t_s = max(t_s, now_s)
                 break
-            t1_s = self._next_cut(t_s, now_s, runs)
+            t1_s = self._next_cut(t_s, runs)
+            if t1_s > now_s + 1e-12:
+                if not flush or now_s <= t_s + 1e-12:
+                    break
+                t1_s = now_s
             self._window(t_s, t1_s)
             t_s = t1_s
             self._end_runs(t_s)
-        self.advanced_s = max(self.advanced_s, now_s)
+        self.advanced_s = max(self.advanced_s, t_s)
 
-    def _next_cut(self, t_s: float, now_s: float, runs: list[Run]) -> float:
+    def _next_cut(self, t_s: float, runs: list[Run]) -> float:
         grid = self.trial_start_s + self.window_s * (
             math.floor((t_s - self.trial_start_s) / self.window_s + 1e-9) + 1
         )
-        cuts = [now_s, grid]
+        cuts = [grid]
         for run in runs:
             if run.end_s is not None:
                 cuts.append(run.end_s)
