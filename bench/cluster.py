@@ -36,7 +36,7 @@ from typing import Any
 
 import urllib3
 import yaml
-from kubernetes import client, config, dynamic, watch
+from kubernetes import client, config, dynamic, stream, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
@@ -55,6 +55,7 @@ METRICS_URL_ANNOTATION = "lab.cnfbench.io/metrics-url"
 # The client's watch and dynamic modules are untyped; everything from them is Any here.
 Watch: Any = watch.Watch
 DynamicClient: Any = dynamic.DynamicClient
+_stream: Any = stream.stream
 _load_incluster: Any = config.load_incluster_config
 _load_kubeconfig: Any = config.load_kube_config
 WATCH_SLICE_S = 5  # server-side timeout of one watch request (wall seconds)
@@ -186,6 +187,13 @@ class PendingPod:
     name: str
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -677,6 +685,39 @@ class Cluster:
         with self._errors(f"read the logs of pod {namespace}/{pod}"):
             text = self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
         return str(text)
+
+    def exec_in_pod(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: list[str],
+        *,
+        timeout_s: float = 30.0,
+    ) -> ExecResult:
+        """Run a command in a container (pods/exec over WebSocket) and wait for it."""
+        with self._errors(f"exec {command[0] if command else ''} in pod {namespace}/{pod}"):
+            ws = _stream(
+                self.core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=command,
+                container=container,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+            )
+            try:
+                ws.run_forever(timeout=timeout_s)
+                out, err = ws.read_stdout(), ws.read_stderr()
+                code = ws.returncode
+            finally:
+                ws.close()
+        if code is None:
+            raise ClusterError(f"exec in pod {namespace}/{pod} did not finish in {timeout_s:g} s")
+        return ExecResult(int(code), str(out), str(err))
 
     def resources(self, namespace: str) -> list[ObjectRef]:
         """Every object in the namespace, of the kinds the API serves and lists."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -334,3 +335,29 @@ def test_statefulset_scale_and_rollout(cluster: Cluster) -> None:
     assert result.container == "fw" and result.duration_s > 0
     assert {p.images[0] for p in cluster.pods(ref)} == {result.new_image}
     core.delete_namespace("sts")
+
+
+def test_exec_stops_a_process_and_the_liveness_probe_restarts_it(
+    cluster: Cluster, installed: WorkloadRef
+) -> None:
+    pod = next(p for p in cluster.pods(installed) if p.ready)
+    done = cluster.exec_in_pod(installed.namespace, pod.name, "router", ["true"])
+    assert done.exit_code == 0
+    refused = cluster.exec_in_pod(installed.namespace, pod.name, "router", ["cat", "/etc/os"])
+    assert refused.exit_code == 126 and "only 'kill [-SIGNAL] 1'" in refused.stderr
+    stopped = cluster.exec_in_pod(installed.namespace, pod.name, "router", ["kill", "-STOP", "1"])
+    assert stopped.exit_code == 0
+    # The chart's liveness probe (every 5 s, 3 failures) restarts the hung container.
+    recovered = cluster.wait_ready(installed, timeout_s=120)
+    assert recovered.ready
+
+    def restarted() -> bool:
+        current = [p for p in cluster.pods(installed) if p.name == pod.name]
+        return bool(current) and current[0].restarts == 1 and current[0].ready
+
+    deadline = time.monotonic() + 10
+    while not restarted():
+        assert time.monotonic() < deadline, "the hung container was not restarted"
+        time.sleep(0.02)
+    previous = cluster.logs(installed.namespace, pod.name, previous=True)
+    assert "watchdog: worker thread stalled" in previous

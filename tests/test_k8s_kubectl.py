@@ -255,3 +255,11 @@ def test_logs_follow_streams_until_the_pod_goes(lab: LabApi) -> None:
             if proc.poll() is None:
                 proc.terminate()
     assert "received SIGTERM, draining" in rest
+
+
+def test_exec_runs_what_the_emulated_container_supports(lab: LabApi) -> None:
+    pod = lab.kubectl("-n", NS, "get", "pods", "-l", "app=router", "-o", "name").stdout.split()[0]
+    assert lab.kubectl("-n", NS, "exec", pod, "--", "true").returncode == 0
+    refused = lab.kubectl("-n", NS, "exec", pod, "--", "ls", "/", check=False)
+    assert refused.returncode == 126
+    assert "only 'kill [-SIGNAL] 1', 'true' and 'false' run" in refused.stderr

@@ -180,6 +180,10 @@ class Controller:
             self._thread.join(timeout=10)
         self.kubelet.close()
 
+    def wake(self) -> None:
+        """Run a pass now (after a change the store does not see, such as a signal)."""
+        self._wake.set()
+
     def _on_event(self, event: Event) -> None:
         if event.rt.kind != "Event":
             self._wake.set()

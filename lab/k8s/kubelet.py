@@ -485,22 +485,23 @@ class Kubelet:
 
     def _restart(self, pod: Obj, state: _Pod, container: _Container, run: _Run) -> _Run:
         assert run.kill_s is not None
-        probe = "Startup" if run.kill_reason == "startup" else "Liveness"
-        self._events.record(
-            pod,
-            "Warning",
-            "Unhealthy",
-            f'{probe} probe failed: Get "http://{POD_IP}/healthz": context deadline exceeded',
-            "kubelet",
-        )
-        self._events.record(
-            pod,
-            "Normal",
-            "Killing",
-            f"Container {container.name} failed {probe.lower()} probe, will be restarted",
-            "kubelet",
-        )
-        run.ended_s, run.exit_code = run.kill_s, 137
+        if run.kill_reason != "signal":
+            probe = "Startup" if run.kill_reason == "startup" else "Liveness"
+            self._events.record(
+                pod,
+                "Warning",
+                "Unhealthy",
+                f'{probe} probe failed: Get "http://{POD_IP}/healthz": context deadline exceeded',
+                "kubelet",
+            )
+            self._events.record(
+                pod,
+                "Normal",
+                "Killing",
+                f"Container {container.name} failed {probe.lower()} probe, will be restarted",
+                "kubelet",
+            )
+        run.ended_s, run.exit_code = run.kill_s, run.exit_code or 137
         restarts = len(container.runs)
         backoff = (
             0.0 if restarts <= 1 else min(BACKOFF_MAX_S, BACKOFF_START_S * 2 ** (restarts - 2))
@@ -735,6 +736,33 @@ class Kubelet:
         return min(future) if future else None
 
     # --- what tests and the API server ask ------------------------------------------------
+
+    def signal(self, namespace: str, name: str, container: str, number: int) -> str | None:
+        """Deliver a signal to a container's process 1; the error text when it cannot be.
+
+        SIGSTOP hangs the application (its probes fail from then on); SIGKILL, SIGTERM and
+        SIGINT end the process, which the kubelet restarts; SIGCONT resumes nothing (a
+        stopped emulated process stays stopped) and says so.
+        """
+        now = self._clock.now_s()
+        state = next(
+            (s for s in self._pods.values() if (s.namespace, s.name) == (namespace, name)), None
+        )
+        target = state.containers.get(container) if state is not None else None
+        if state is None or target is None:
+            return "No such process"
+        run = target.runs[-1]
+        if now < run.started_s or (run.kill_s is not None and now >= run.kill_s):
+            return "No such process"
+        if number == 19:  # SIGSTOP
+            target.runs[-1] = self._replan_hang(state, target, now)
+        elif number == 18:  # SIGCONT
+            if run.hang_s is not None and now >= run.hang_s:
+                return "the lab cannot resume a stopped emulated process"
+        else:
+            run.kill_s, run.kill_reason, run.exit_code = now, "signal", 128 + number
+        log.info("signal %d to %s/%s container %s", number, namespace, name, container)
+        return None
 
     def hang(self, namespace: str, name: str) -> None:
         """Make a pod's application hang now (its probes fail from the next tick)."""

@@ -90,7 +90,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         "pod",
         "Pod",
         short_names=("po",),
-        subresources=("status", "log"),
+        subresources=("status", "log", "exec"),
         categories=("all",),
     ),
     _core(
@@ -260,5 +260,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, object]]:
                 sub_entry.update(group="autoscaling", version="v1", kind="Scale")
             elif sub == "log":
                 sub_entry.update(kind="Pod", verbs=["get"])
+            elif sub == "exec":
+                sub_entry.update(kind="PodExecOptions", verbs=["create", "get"])
             out.append(sub_entry)
     return out

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lab.k8s import admission, openapi, protobuf, resources
+from lab.k8s import admission, openapi, podexec, protobuf, resources
 from lab.k8s.controller import NAMESPACE, Controller
 from lab.k8s.errors import (
     ApiError,
@@ -71,6 +71,15 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Upgrade:
+    """A request to switch protocols (pods/exec): the handler takes over the socket."""
+
+    target: Target
+    command: list[str]
+    container: str
+
+
+@dataclass(frozen=True)
 class User:
     name: str
     can_write: bool
@@ -95,6 +104,7 @@ class Request:
     headers: Any
     body: bytes
     user: User | None = None
+    multi: dict[str, list[str]] = field(default_factory=dict)  # repeated query parameters
     warnings: list[str] = field(default_factory=list)
 
     def param(self, name: str, default: str | None = None) -> str | None:
@@ -239,7 +249,7 @@ class ApiServer:
 
     # --- routing --------------------------------------------------------------------------
 
-    def handle(self, req: Request) -> tuple[int, Any] | Stream:
+    def handle(self, req: Request) -> tuple[int, Any] | Stream | Upgrade:
         path = req.path.rstrip("/") or "/"
         if req.headers.get("Authorization"):
             # Credentials that fail authentication are refused on every path, the public
@@ -339,7 +349,7 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return Target(rt, namespace, name, sub)
 
-    def _dispatch(self, req: Request, t: Target) -> tuple[int, Any] | Stream:
+    def _dispatch(self, req: Request, t: Target) -> tuple[int, Any] | Stream | Upgrade:
         method = req.method
         if t.name is None:
             if method == "GET":
@@ -356,6 +366,11 @@ class ApiServer:
                 f"the server does not allow this method on the requested "
                 f"resource ({method} {t.rt.plural})"
             )
+        if t.subresource == "exec":
+            if method not in ("GET", "POST"):
+                raise method_not_allowed("pods/exec takes GET or POST")
+            self.authorize(req, "create", t)
+            return self._exec(req, t)
         if t.subresource == "log":
             if method != "GET":
                 raise method_not_allowed("pod logs can only be read")
@@ -762,6 +777,40 @@ class ApiServer:
             "items": deleted,
         }
 
+    # --- exec -----------------------------------------------------------------------------
+
+    def _exec(self, req: Request, t: Target) -> Upgrade:
+        assert t.name is not None and t.namespace is not None
+        pod = self.store.get(t.rt, t.namespace, t.name)
+        names = [c["name"] for c in pod["spec"].get("containers") or []]
+        container = req.param("container") or (names[0] if len(names) == 1 else None)
+        if container is None or container not in names:
+            raise bad_request(
+                f"a container name must be specified for pod {t.name}, choose one of: "
+                f"[{' '.join(names)}]"
+            )
+        command = req.multi.get("command") or []
+        if not command:
+            raise bad_request("you must specify at least 1 command")
+        if not (req.headers.get("Upgrade") or "").lower() == "websocket":
+            raise bad_request("Upgrade request required")
+        if not self._running(pod, container):
+            raise bad_request(f"container {container} is not running in pod {t.name}")
+        return Upgrade(t, list(command), container)
+
+    def run_exec(self, upgrade: Upgrade) -> podexec.ExecOutcome:
+        t = upgrade.target
+        assert t.name is not None and t.namespace is not None
+        kubelet = self.controller.kubelet
+
+        def signal(number: int) -> str | None:
+            assert t.name is not None and t.namespace is not None
+            problem = kubelet.signal(t.namespace, t.name, upgrade.container, number)
+            self.controller.wake()
+            return problem
+
+        return podexec.run_command(upgrade.command, signal)
+
     # --- logs -----------------------------------------------------------------------------
 
     def _logs(self, req: Request, t: Target) -> tuple[int, Any] | Stream:
@@ -848,10 +897,11 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             split = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            multi = parse_qs(split.query, keep_blank_values=True)
+            query = {k: v[-1] for k, v in multi.items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            req = Request(self.command, split.path, query, self.headers, body)
+            req = Request(self.command, split.path, query, self.headers, body, multi=multi)
             try:
                 result = server.handle(req)
             except ApiError as exc:
@@ -859,6 +909,8 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                 return
             if isinstance(result, Stream):
                 self._stream(result)
+            elif isinstance(result, Upgrade):
+                self._websocket(result)
             else:
                 self._send(*result, warnings=req.warnings)
 
@@ -892,6 +944,31 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-cache, private")
             self.end_headers()
             self.wfile.write(data)
+
+        def _websocket(self, upgrade: Upgrade) -> None:
+            """RFC 6455 §4.2.2: accept the upgrade, run the command, send its output and
+            status on the channels, close."""
+            key = self.headers.get("Sec-WebSocket-Key") or ""
+            protocol = podexec.choose_protocol(self.headers.get("Sec-WebSocket-Protocol") or "")
+            if not key or protocol is None:
+                error = bad_request(
+                    f"the WebSocket upgrade needs a key and one of the protocols "
+                    f"{', '.join(podexec.PROTOCOLS)}"
+                )
+                self._send(error.code, error.status())
+                return
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", podexec.accept_key(key))
+            self.send_header("Sec-WebSocket-Protocol", protocol)
+            self.end_headers()
+            self.close_connection = True
+            outcome = server.run_exec(upgrade)
+            try:
+                podexec.send_outcome(self.wfile, outcome)
+            except OSError:
+                return
 
         def _client_gone(self) -> bool:
             """Whether the client closed a streaming connection.  It sends nothing while
