@@ -418,3 +418,34 @@ def test_min_ready_seconds_delays_availability(lab: LabApi) -> None:
     assert (d.status.ready_replicas or 0) == 1 and not d.status.available_replicas
     _wait_rollout(lab)
     assert lab.clock.now_s() - ready_s >= 9.0
+
+
+def test_endpoints_follow_the_services_ready_pods(lab: LabApi) -> None:
+    body = deployment(replicas=2)
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"name": "metrics", "containerPort": 9100}
+    ]
+    _apps(lab).create_namespaced_deployment(NS, body)
+    _core(lab).create_namespaced_service(
+        NS,
+        {
+            "metadata": {"name": "router"},
+            "spec": {
+                "selector": {"app": "router"},
+                "ports": [{"name": "metrics", "port": 80, "targetPort": "metrics"}],
+            },
+        },
+    )
+    _wait_rollout(lab)
+
+    def ready_addresses() -> Any:
+        ep = _core(lab).read_namespaced_endpoints("router", NS)
+        subset = (ep.subsets or [None])[0]
+        return subset if subset and len(subset.addresses or []) == 2 else None
+
+    subset = lab.wait_for(ready_addresses)
+    assert subset.ports[0].port == 9100 and subset.ports[0].name == "metrics"
+    names = {a.target_ref.name for a in subset.addresses}
+    assert names == {p.metadata.name for p in _ready_pods(lab)}
+    _core(lab).delete_namespaced_service("router", NS)
+    lab.wait_for(lambda: not _core(lab).list_namespaced_endpoints(NS).items)

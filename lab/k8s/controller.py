@@ -44,7 +44,10 @@ Obj = dict[str, Any]
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-MAX_PASS_WAIT_S = 1.0  # wall seconds between passes when nothing is due
+MAX_PASS_WAIT_S = 1.0
+MANAGED_ANNOTATION = (
+    "lab.cnfbench.io/managed-by"  # wall seconds between passes when nothing is due
+)
 
 
 def _rt(api_version: str, kind: str) -> ResourceType:
@@ -61,6 +64,8 @@ REPLICASET = _rt("apps/v1", "ReplicaSet")
 STATEFULSET = _rt("apps/v1", "StatefulSet")
 REVISION = _rt("apps/v1", "ControllerRevision")
 PDB = _rt("policy/v1", "PodDisruptionBudget")
+SERVICE = _rt("v1", "Service")
+ENDPOINTS = _rt("v1", "Endpoints")
 # Types whose objects may have owners (events never do; skipping them keeps passes cheap).
 OWNED_TYPES = tuple(rt for rt in RESOURCE_TYPES if rt.kind != "Event")
 
@@ -224,6 +229,10 @@ class Controller:
                 self._statefulset_status(s)
             for pdb in self.store.snapshot(PDB)[0]:
                 self._pdb_status(pdb)
+            services = self.store.snapshot(SERVICE)[0]
+            for svc in services:
+                self._endpoints(svc)
+            self._orphaned_endpoints(services)
             if due is not None:
                 self._due.append(due)
             return min(self._due, default=None)
@@ -896,6 +905,84 @@ class Controller:
         self.store.mutate(POD, meta["namespace"], meta["name"], change)
         self.events.record(pod, "Warning", "FailedScheduling", message, "default-scheduler")
 
+    # --- endpoints ----------------------------------------------------------------------
+
+    def _endpoints(self, svc: Obj) -> None:
+        """The endpoints controller: a selector's Ready pods as addresses, the others as
+        not-ready addresses, with the service's ports resolved against container ports."""
+        selector = (svc.get("spec") or {}).get("selector")
+        meta = svc["metadata"]
+        if not selector or meta.get("deletionTimestamp"):
+            return
+        ns = meta["namespace"]
+        pods = [
+            p
+            for p in self.store.snapshot(POD, ns)[0]
+            if is_active(p)
+            and p["spec"].get("nodeName")
+            and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+        subset: Obj = {}
+        for ready in (True, False):
+            addresses = [
+                {
+                    "ip": (p.get("status") or {}).get("podIP") or "127.0.0.1",
+                    "nodeName": p["spec"]["nodeName"],
+                    "targetRef": {
+                        "kind": "Pod",
+                        "namespace": ns,
+                        "name": p["metadata"]["name"],
+                        "uid": p["metadata"]["uid"],
+                    },
+                }
+                for p in pods
+                if pod_ready(p) == ready
+            ]
+            if addresses:
+                subset["addresses" if ready else "notReadyAddresses"] = addresses
+        if subset:
+            subset["ports"] = [
+                {
+                    k: v
+                    for k, v in (
+                        ("name", port.get("name")),
+                        ("port", _target_port(port, pods)),
+                        ("protocol", port.get("protocol", "TCP")),
+                    )
+                    if v is not None
+                }
+                for port in svc["spec"].get("ports") or []
+            ]
+        subsets = [subset] if subset else []
+        current = self.store.find(ENDPOINTS, ns, meta["name"])
+        if current is None:
+            body: Obj = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": ns,
+                    "labels": dict(meta.get("labels") or {}),
+                    "annotations": {MANAGED_ANNOTATION: "endpoints-controller"},
+                },
+                "subsets": subsets,
+            }
+            self.store.create(ENDPOINTS, body)
+        elif current.get("subsets") != subsets:
+
+            def change(o: Obj) -> None:
+                o["subsets"] = subsets
+
+            self.store.mutate(ENDPOINTS, ns, meta["name"], change)
+
+    def _orphaned_endpoints(self, services: list[Obj]) -> None:
+        names = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in services}
+        for ep in self.store.snapshot(ENDPOINTS)[0]:
+            meta = ep["metadata"]
+            managed = (meta.get("annotations") or {}).get(MANAGED_ANNOTATION)
+            if managed and (meta["namespace"], meta["name"]) not in names:
+                self.store.remove(ENDPOINTS, meta["namespace"], meta["name"])
+
     # --- disruption budgets -------------------------------------------------------------
 
     def _pdb_status(self, pdb: Obj) -> None:
@@ -948,6 +1035,19 @@ def _counts(status: Obj) -> tuple[int, ...]:
         int(status.get(k, 0))
         for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
     )
+
+
+def _target_port(port: Obj, pods: list[Obj]) -> int | None:
+    """A service port's targetPort as a number: a named one resolves on the pods."""
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, int):
+        return target
+    for pod in pods:
+        for c in pod["spec"].get("containers") or []:
+            for p in c.get("ports") or []:
+                if p.get("name") == target:
+                    return int(p["containerPort"])
+    return None
 
 
 def _ordinal(pod_name: str, set_name: str) -> int:

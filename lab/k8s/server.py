@@ -746,7 +746,7 @@ class ApiServer:
             t.rt, t.namespace, t.name
         ):
             return 200, result
-        if t.rt.kind in ("Pod", "Namespace"):
+        if t.rt.kind in ("Pod", "Namespace", "Service"):  # their registries return the object
             return 200, result
         return 200, {
             "kind": "Status",
