@@ -451,16 +451,25 @@ class Engine:
         active.pps = pps
 
     def _finish(self, port: PortState, at_s: float, event: int) -> None:
-        self._port_event(port, event)
-        port.run = None
-        port.tx_pps = port.tx_bps = 0.0
-        if all(p.run is None for p in self.ports):
-            self.trial = None
-
-    def _port_event(self, port: PortState, event: int) -> None:
-        """The profile's event (STL API 5 clients) and then the port's (both generations)."""
+        # The run ends before its event goes out: the stats sent with the event are final.
         assert port.run is not None
         profile = port.run.profile_id
+        port.run = None
+        port.tx_pps = port.tx_bps = 0.0
+        peer = self.ports[port.port_id ^ 1] if port.port_id ^ 1 < len(self.ports) else port
+        peer.rx_pps = peer.rx_bps = 0.0
+        for pg in self.pgs.values():
+            pg.tx_pps[port.port_id] = pg.tx_bps[port.port_id] = 0.0
+            pg.rx_pps[peer.port_id] = pg.rx_bps[peer.port_id] = 0.0
+        if all(p.run is None for p in self.ports):
+            self.trial = None
+        self._port_event(port, event, profile)
+
+    def _port_event(self, port: PortState, event: int, profile: str | None = None) -> None:
+        """The profile's event (STL API 5 clients) and then the port's (both generations)."""
+        if profile is None:
+            assert port.run is not None
+            profile = port.run.profile_id
         self._events(_PROFILE_EVENTS[event], {"port_id": port.port_id, "profile_id": profile})
         self._events(event, {"port_id": port.port_id})
 
@@ -628,7 +637,8 @@ class Engine:
         loss; it is gone once the traffic has stopped.
         """
         sender = self.ports[rx_port ^ 1]
-        if sender.run is None or sender.run.paused_at_s is not None:
+        run = sender.run
+        if run is None or run.paused_at_s is not None or run.started_s > self.advanced_s:
             return 0
         return round(rx_pps * self.in_flight_s)
 
