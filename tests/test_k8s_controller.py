@@ -449,3 +449,17 @@ def test_endpoints_follow_the_services_ready_pods(lab: LabApi) -> None:
     assert names == {p.metadata.name for p in _ready_pods(lab)}
     _core(lab).delete_namespaced_service("router", NS)
     lab.wait_for(lambda: not _core(lab).list_namespaced_endpoints(NS).items)
+
+
+def test_traffic_addressed_to_a_vf_mac_reaches_that_pod_only(lab: LabApi) -> None:
+    _apps(lab).create_namespaced_deployment(NS, deployment(replicas=2))
+    _wait_rollout(lab)
+    first, second = _ready_pods(lab)
+    status = json.loads(first.metadata.annotations["k8s.v1.cni.cncf.io/network-status"])
+    mac = status[1]["mac"]
+    lane = Lane(0, 1, 1e6, ((64, 1.0),), flows=100, dst_mac=mac)
+    outcome = lab.dataplane.forward([lane], lab.clock.now_s() + 10.0, 1.0)[0]
+    assert outcome.forwarded > 0
+    counters = lab.dataplane.replica_counters()
+    assert counters[f"{NS}/{first.metadata.name}"].tx_packets == outcome.forwarded
+    assert counters[f"{NS}/{second.metadata.name}"].rx_packets == 0
