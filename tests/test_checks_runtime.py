@@ -55,12 +55,12 @@ class Cluster:
         self.apps.create_namespaced_deployment(ns, body)
         kube = KubeView(self.api, ns, "Deployment", "router", time_scale=TIME_SCALE, poll_s=1.0)
         if body["spec"]["template"]["metadata"]["annotations"].get(NEVER_READY) is None:
-            kube.wait_for("rolled out", kube.rolled_out, 300)
+            kube.wait_for("rolled out", kube.rolled_out, 3000)
         return kube
 
     def remove(self, kube: KubeView) -> None:
         self.apps.delete_namespaced_deployment(kube.name, kube.namespace)
-        kube.wait_for("pods gone", lambda: not kube.pods("app=router"), 300)
+        kube.wait_for("pods gone", lambda: not kube.pods("app=router"), 3000)
 
     def context(self, kube: KubeView, **kw: Any) -> CheckContext:
         return CheckContext(
@@ -68,7 +68,7 @@ class Cluster:
             namespace=kube.namespace,
             workload_name=kube.name,
             time_scale=TIME_SCALE,
-            ready_timeout_s=120.0,
+            ready_timeout_s=400.0,
             **kw,
         )
 
@@ -171,7 +171,7 @@ def test_well_behaved_workload_passes_and_is_left_as_found(
 
 def test_restarts_during_the_run_fail(lab: Cluster, workload: Callable[..., KubeView]) -> None:
     kube = workload(1, annotations={HANG: "20"})  # the app hangs 20 s after each start
-    kube.wait_for("a restart", lambda: any(kube.restarts().values()), 300)
+    kube.wait_for("a restart", lambda: any(kube.restarts().values()), 3000)
     result = run(lab, kube, "no-restarts", restarts_at_start={})
     assert result.status is Status.FAILED
     (pod,) = kube.pods()
@@ -223,7 +223,7 @@ def test_scale_up_beyond_the_nodes_fails(lab: Cluster, workload: Callable[..., K
     assert result.status is Status.FAILED
     assert result.impacted == (workload_resource(kube),)
     assert "scale up to 4" in result.message
-    kube.wait_for("back to 3", kube.rolled_out, 300)
+    kube.wait_for("back to 3", kube.rolled_out, 3000)
 
 
 def test_pods_that_never_get_ready_fail_recovery(

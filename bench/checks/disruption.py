@@ -23,9 +23,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from bench.checks.context import CheckContext
-from bench.checks.kube import ClusterError, KubeView
+from bench.checks.kube import ClusterError, KubeView, pod_ready
 from bench.checks.registry import (
     Category,
     Need,
@@ -48,6 +49,7 @@ NEEDS = (Need.CLUSTER, Need.GENERATOR)
 LOSSY_SAMPLE_RATIO = 1e-4  # a sample losing more than this share of its frames is lossy
 SETTLE_SAMPLES = 5  # loss-free samples after the event before the traffic stops
 BASELINE_SAMPLES = 3
+FLOWING_SAMPLES_MAX = 50
 
 
 class DisruptionError(BenchError):
@@ -154,6 +156,17 @@ def _sleep_interval(ctx: CheckContext) -> None:
     time.sleep(ctx.sample_interval_s / scale)
 
 
+def _wait_flowing(ctx: CheckContext, generator: Any, event: str) -> None:
+    """Until a sample shows frames sent and received: ports take a moment to start, and
+    an event before the traffic flows would cost nothing."""
+    for _ in range(FLOWING_SAMPLES_MAX):
+        _sleep_interval(ctx)
+        sample = generator.sample_continuous()
+        if sample.offered > 0 and sample.forwarded > 0:
+            return
+    raise DisruptionError(f"{event}: no traffic came back through the CNF before the event")
+
+
 def under_traffic(
     ctx: CheckContext,
     event: str,
@@ -167,6 +180,7 @@ def under_traffic(
     generator = ctx.generator
     generator.start_continuous(ctx.streams, load_pps)
     try:
+        _wait_flowing(ctx, generator, event)
         for _ in range(BASELINE_SAMPLES):
             _sleep_interval(ctx)
             generator.sample_continuous()
@@ -249,8 +263,10 @@ def disruption_pod_delete(ctx: CheckContext) -> Outcome:
     victim = kube.ready_pods()[0]["metadata"]["name"]
 
     def recovered() -> bool:
-        pods = kube.ready_pods()
-        return len(pods) >= replicas and all(p["metadata"]["name"] != victim for p in pods)
+        pods = kube.pods()
+        ready = [p for p in pods if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
+        gone = all(p["metadata"]["name"] != victim for p in pods)
+        return gone and len(ready) >= replicas
 
     def run() -> DisruptionFigures:
         return under_traffic(
@@ -285,7 +301,7 @@ def disruption_rolling_update(ctx: CheckContext) -> Outcome:
             ctx,
             "rolling update",
             _discard(kube.restart_rollout),
-            kube.rolled_out,
+            kube.settled,
             replicas,
         )
 
@@ -314,7 +330,7 @@ def disruption_scale_in(ctx: CheckContext) -> Outcome:
 
     def run() -> DisruptionFigures:
         return under_traffic(
-            ctx, "scale-in", lambda: kube.scale(replicas - 1), kube.rolled_out, replicas
+            ctx, "scale-in", lambda: kube.scale(replicas - 1), kube.settled, replicas
         )
 
     try:

@@ -162,6 +162,13 @@ class KubeView:
             and len(self.live_pods()) == wanted
         )
 
+    def settled(self) -> bool:
+        """Rolled out, and every terminating pod gone: a pod keeps its share of the
+        traffic (and may drop it) until its process exits, after the API marked it."""
+        if not self.rolled_out():
+            return False
+        return not any(p["metadata"].get("deletionTimestamp") for p in self.pods())
+
     # --- acting -----------------------------------------------------------------------
 
     def spec_replicas(self) -> int:
