@@ -571,7 +571,7 @@ def scaling_fits(
                         min_marginal_gain=min_marginal_gain,
                     )
                 except FitRefused as exc:
-                    log.info("%s %s %s: %s", rid, frame, model, exc)
+                    log.debug("%s %s %s: %s", rid, frame, model, exc)
                     out.append(
                         ScalingVerdict(rid, frame, flows, direction, goal, model, None, str(exc))
                     )
