@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 import yaml
@@ -43,6 +43,9 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from bench.errors import BenchError, InputError
 from bench.profiles import ClusterSpec, CnfProfile
+
+if TYPE_CHECKING:
+    from bench.labctl import LabEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +378,20 @@ class Cluster:
             kubeconfig = (base_dir / Path(kubeconfig).expanduser()).resolve()
         in_cluster = kubeconfig is None and _in_cluster()
         return cls.connect(kubeconfig, spec.context, in_cluster=in_cluster, time_scale=time_scale)
+
+    @classmethod
+    def from_lab(cls, endpoints: LabEndpoints) -> Cluster:
+        """The embedded lab's cluster, from the endpoints its state.json publishes; its
+        durations come out in the lab's seconds (its time scale)."""
+        kube = endpoints.services.get("kubernetes") or endpoints.raw.get("kubernetes")
+        if not kube or not kube.get("kubeconfig"):
+            raise ClusterError(
+                f"the lab in {endpoints.state_dir} publishes no Kubernetes API; start it with "
+                "a cnfbench that has the lab's Kubernetes server"
+            )
+        return cls.connect(
+            kube["kubeconfig"], kube.get("context"), time_scale=endpoints.time_scale
+        )
 
     def close(self) -> None:
         api: Any = self.api

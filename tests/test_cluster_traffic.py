@@ -40,8 +40,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labctl.LabHandle]:
 
 @pytest.fixture(scope="module")
 def cluster(lab: labctl.LabHandle) -> Iterator[Cluster]:
-    kubeconfig = lab.endpoints.raw["kubernetes"]["kubeconfig"]
-    with Cluster.connect(kubeconfig, time_scale=lab.endpoints.time_scale) as c:
+    with Cluster.from_lab(lab.endpoints) as c:
+        assert c.time_scale == TIME_SCALE
         yield c
 
 
