@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
@@ -16,11 +17,15 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+MAX_EVENTS = 5000  # the oldest go beyond this, as kube-apiserver expires events by age
+
+
 class Recorder:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._serial = itertools.count(1)
         self._rt = by_kind("v1", "Event")
+        self._recorded: collections.deque[tuple[str, str]] = collections.deque()
 
     def record(self, obj: Obj, kind: str, reason: str, message: str, component: str) -> None:
         """One event about `obj`: `kind` is Normal or Warning."""
@@ -56,3 +61,9 @@ class Recorder:
             self._store.create(self._rt, event)
         except ApiError as exc:
             log.debug("event not recorded: %s", exc.message)
+            return
+        self._recorded.append((namespace, f"{meta['name']}.{suffix}"))
+        while len(self._recorded) > MAX_EVENTS:
+            old_ns, old_name = self._recorded.popleft()
+            if self._store.find(self._rt, old_ns, old_name) is not None:
+                self._store.remove(self._rt, old_ns, old_name)
