@@ -49,6 +49,7 @@ from analysis.scaling import ScalingVerdict, fits_table, scaling_fits, throughpu
 from analysis.sessions import session_table
 from analysis.stability import stability_flags
 from analysis.summary import summary_from_tables
+from analysis.tiers import check_rows, requirement_rows, tier_statement
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def derive(
     }
     if comparison is not None:
         results["comparison"] = _records(comparison)
+    results["tiers"], results["checks"] = _tiers_and_checks(runs)
     summary = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -279,6 +281,38 @@ def derive(
         "results": results,
     }
     return Derived(summary, throughput, verdicts, latency, sessions, flags, comparison)
+
+
+def _stored_json(path: Path) -> Mapping[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+    return data if isinstance(data, Mapping) else None
+
+
+def _tiers_and_checks(runs: RunSet) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per run: the tier with its reasons (tiers.json) and every check result
+    (checks.json), when the run has them."""
+    tiers: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    for run_id, run_dir in runs.directories.items():
+        tier_doc = _stored_json(run_dir / "tiers.json")
+        if tier_doc is not None:
+            tiers.append(
+                {
+                    "run_id": run_id,
+                    "tier": tier_doc["tier"],
+                    "statement": tier_statement(tier_doc),
+                    "requirements": requirement_rows(tier_doc),
+                }
+            )
+        checks_doc = _stored_json(run_dir / "checks.json")
+        if checks_doc is not None:
+            checks += [{"run_id": run_id, **row} for row in check_rows(checks_doc)]
+    return tiers, checks
 
 
 def _title(runs: RunSet, kind: str) -> str:
@@ -573,6 +607,7 @@ def _sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any
         sections.append(("Sessions", [("table", (results["sessions"], [
             ("run_id", "run"), ("replicas", "replicas"), ("session_capacity_flows", "capacity"),
             ("per_replica_flows", "per replica"), ("efficiency", "efficiency")]))]))  # fmt: skip
+    sections += _tier_sections(summary)
     sections.append(("Figures", [("figures", None)]))
     sections.append(("Stability flags", [("table", (results["stability_flags"], FLAG_COLUMNS))]))
     sections.append(
@@ -583,6 +618,44 @@ def _sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any
         ])
     )  # fmt: skip
     return sections
+
+
+TIER_COLUMNS = [("run_id", "run"), ("tier", "tier"), ("statement", "reasons")]
+REQUIREMENT_COLUMNS = [
+    ("tier", "tier"),
+    ("requirement", "requirement"),
+    ("required", "required"),
+    ("measured", "measured"),
+    ("met", "met"),
+]
+CHECK_COLUMNS = [
+    ("check", "check"),
+    ("category", "category"),
+    ("weight", "weight"),
+    ("status", "status"),
+    ("message", "message"),
+    ("impacted", "impacted"),
+]
+
+
+def _tier_sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The tier reached with every requirement, and the conformance checks."""
+    results = summary["results"]
+    tiers = results.get("tiers") or []
+    checks = results.get("checks") or []
+    out: list[tuple[str, list[tuple[str, Any]]]] = []
+    if tiers:
+        items: list[tuple[str, Any]] = [("table", (tiers, TIER_COLUMNS))]
+        if summary["kind"] == "run":
+            items = [("text", tiers[0]["statement"])]
+            items.append(("table", (tiers[0]["requirements"], REQUIREMENT_COLUMNS)))
+        out.append(("Tier", items))
+    if checks:
+        columns = (
+            CHECK_COLUMNS if summary["kind"] == "run" else [("run_id", "run"), *CHECK_COLUMNS]
+        )
+        out.append(("Conformance checks", [("table", (checks, columns))]))
+    return out
 
 
 def _run_sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
