@@ -128,10 +128,13 @@ def test_foreground_up_stops_the_lab_on_interrupt(tmp_path: Path) -> None:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
     lab_pid = json.loads((tmp_path / "state.json").read_text())["pid"]
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
-    assert not alive(lab_pid)
-    assert not (tmp_path / "state.json").exists()
+    try:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+        assert not alive(lab_pid)
+        assert not (tmp_path / "state.json").exists()
+    finally:
+        stop_lab(tmp_path)  # leave nothing running, whatever failed
 
 
 def test_labctl_handle_and_control_channel(tmp_path: Path) -> None:
