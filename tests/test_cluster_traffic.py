@@ -25,7 +25,7 @@ from tests.conftest import PROFILES
 from traffic.model import Direction, StreamSpec, TrialResult, TrialSpec
 from traffic.trex.driver import TrexConfig, TrexGenerator
 
-TIME_SCALE = 25.0
+TIME_SCALE = 10.0  # slow enough that a replacement pod (3 lab s) starts well after a trial
 WARM_UP_S = 4.0  # the vpp-router model reaches full capacity 3 s after it is Ready
 LOAD_PPS = 30e6  # aggregate, both directions: more than two replicas can forward
 STREAMS = StreamSpec(64, 1024, Direction.BIDIRECTIONAL)
