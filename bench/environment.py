@@ -144,13 +144,9 @@ class Environment:
         )
 
     def _open_cluster(self) -> Cluster:
-        spec = self.testbed.cluster
         if self.lab is not None:
-            kubeconfig = self.lab.endpoints.services.get("kubernetes", {}).get("kubeconfig")
-            if not kubeconfig:
-                raise BenchError("the embedded lab publishes no Kubernetes API endpoint")
-            return Cluster.connect(kubeconfig, time_scale=self.lab.endpoints.time_scale)
-        return Cluster.from_spec(spec, base_dir=self.bundle.testbed.path.parent)
+            return Cluster.from_lab(self.lab.endpoints)
+        return Cluster.from_spec(self.testbed.cluster, base_dir=self.bundle.testbed.path.parent)
 
     def _make_generator(self) -> Generator:
         spec = self.testbed.generator
