@@ -1035,7 +1035,8 @@ class Cluster:
         return True
 
     def _apply(self, obj: Obj, release: str) -> None:
-        """Create the object, or replace it when it exists (keeping its resourceVersion)."""
+        """Create the object, or merge-patch it onto the existing one: fields the server
+        assigned (a Service's clusterIP) stay, what the manifest says wins."""
         obj = json.loads(json.dumps(obj))
         obj["metadata"].setdefault("annotations", {})[RELEASE_ANNOTATION] = release
         resource = self._resource(obj)
@@ -1048,10 +1049,13 @@ class Cluster:
         except DynamicApiError as exc:
             if exc.status != 409:
                 raise self._api_error(exc, f"create {what}", None) from exc
-        with self._errors(f"replace {what}"):
-            current = resource.get(name=name, namespace=namespace)
-            obj["metadata"]["resourceVersion"] = current.metadata.resourceVersion
-            resource.replace(body=obj, namespace=namespace)
+        with self._errors(f"update {what}"):
+            resource.patch(
+                body=obj,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
 
     def _resource(self, obj: Obj) -> Any:
         try:

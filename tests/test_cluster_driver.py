@@ -361,3 +361,15 @@ def test_exec_stops_a_process_and_the_liveness_probe_restarts_it(
         time.sleep(0.02)
     previous = cluster.logs(installed.namespace, pod.name, previous=True)
     assert "watchdog: worker thread stalled" in previous
+
+
+def test_installing_twice_updates_in_place(cluster: Cluster, installed: WorkloadRef) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.api)
+    ip = core.read_namespaced_service("router-metrics", installed.namespace).spec.cluster_ip
+    installation, ready = cluster.install(_cnf(), CNF_DIR, timeout_s=120)
+    assert ready is not None and ready.ready
+    assert not installation.created_namespace
+    after = core.read_namespaced_service("router-metrics", installed.namespace)
+    assert after.spec.cluster_ip == ip  # kept, not reassigned
