@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as figs
-from analysis.compare import comparison_frame, mismatched_testbeds
+from analysis.compare import comparison_frame, flatten_fields, mismatched_testbeds
 from analysis.errors import AnalysisError, ResultsError
 from analysis.latency import latency_table, tail_growth
 from analysis.loader import RunSet, find_run_dirs, load_runs
@@ -175,6 +175,8 @@ def _run_entry(run_id: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
                 "vendor": cnf.get("vendor"),
                 "product": cnf.get("product"),
                 "chart": cnf.get("chart"),
+                "chart_id": cnf.get("chart_id"),
+                "rendered_sha256": cnf.get("rendered_sha256"),
                 "images": cnf.get("images") or [],
             },
             "testbed": {
@@ -447,10 +449,22 @@ def _html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, 
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+MAX_CELL_CHARS = 1500  # longer values are cut in the tables; summary.json has them whole
+
+
+def kv_rows(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of field/value for a nested mapping, with dotted field paths."""
+    rows = []
+    for key, value in flatten_fields(mapping).items():
+        text = json.dumps(value) if isinstance(value, dict | list) else value
+        if isinstance(text, str) and len(text) > MAX_CELL_CHARS:
+            text = text[:MAX_CELL_CHARS] + " … (cut; see summary.json)"
+        rows.append({"k": key, "v": text})
+    return rows
+
+
 def _kv_table(mapping: Mapping[str, Any]) -> str:
-    rows = [{"k": str(k), "v": json.dumps(v) if isinstance(v, dict | list) else v}
-            for k, v in mapping.items()]  # fmt: skip
-    return _html_table(rows, [("k", "field"), ("v", "value")])
+    return _html_table(kv_rows(mapping), [("k", "field"), ("v", "value")])
 
 
 SUMMARY_COLUMNS = [
@@ -589,7 +603,9 @@ def _sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, Any
     software: list[tuple[str, Any]] = [("kv", first["versions"]), ("kv", first["generator"])]
     for run in runs[:10]:
         software.append(("text", f"{run['run_id']}: chart and images"))
-        software.append(("kv", {"chart": run["cnf"]["chart"], "images": run["cnf"]["images"]}))
+        cnf = run["cnf"]
+        software.append(("kv", {k: cnf.get(k) for k in ("chart", "chart_id", "rendered_sha256",
+                                                       "images")}))  # fmt: skip
     sections.append(("Software: tools, libraries, CNF chart and images", software))
     if summary["kind"] == "comparison":
         sections.append(
@@ -830,9 +846,7 @@ def render_pdf(summary: Mapping[str, Any], rendered: Sequence[RenderedFigure], p
         return t
 
     def kv(mapping: Mapping[str, Any]) -> Any:
-        rows = [{"k": str(k), "v": json.dumps(v) if isinstance(v, dict | list) else v}
-                for k, v in mapping.items()]  # fmt: skip
-        return table(rows, [("k", "field"), ("v", "value")])
+        return table(kv_rows(mapping), [("k", "field"), ("v", "value")])
 
     story: list[Any] = [Paragraph(html.escape(summary["title"]), styles["Title"])]
     for heading, items in _sections(summary):

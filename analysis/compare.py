@@ -38,9 +38,25 @@ class MismatchedTestbeds(AnalysisError):
     exit_code = 2
 
 
+def flatten_fields(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted paths (``hosts[0].cpu_model``) to scalar values."""
+    out: dict[str, Any] = {}
+    if not prefix and isinstance(value, Mapping) and not value:
+        return out
+    if isinstance(value, Mapping) and value:
+        for key, inner in value.items():
+            out.update(flatten_fields(inner, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for i, inner in enumerate(value):
+            out.update(flatten_fields(inner, f"{prefix}[{i}]"))
+    else:
+        out[prefix or "(value)"] = value
+    return out
+
+
 def _fingerprint(manifest: Mapping[str, Any]) -> tuple[str | None, dict[str, Any], str | None]:
     testbed = manifest.get("testbed") or {}
-    fingerprint = dict(testbed.get("fingerprint") or {})
+    fingerprint = flatten_fields(testbed.get("fingerprint") or {})
     return testbed.get("fingerprint_sha256"), fingerprint, testbed.get("name")
 
 
@@ -72,7 +88,9 @@ def mismatched_testbeds(runs: RunSet) -> list[str]:
             for key in keys
             if base.get(key) != fields.get(key)
         ]
-        detail = ", ".join(diffs) if diffs else "fingerprints differ"
+        detail = ", ".join(diffs[:5]) if diffs else "fingerprints differ"
+        if len(diffs) > 5:
+            detail += f" and {len(diffs) - 5} more fields"
         out.append(f"{other} vs {first}: testbed differs: {detail}")
     return out
 
