@@ -341,6 +341,7 @@ class DataPlane:
         self._last_trial = 0
         self._occurrences: dict[str, int] = {}
         self._hash_cache: dict[int, np.ndarray[Any, np.dtype[np.uint64]]] = {}
+        self._count_cache: dict[tuple[int, int], list[int]] = {}
         self._burst_times: dict[int, list[float]] = {}
         self._burst_rngs: dict[int, np.random.Generator] = {}
         self._forwarded_until_s = -math.inf  # the end of the latest window forwarded
@@ -628,9 +629,18 @@ class DataPlane:
                     counts[m] = lane.flows
                     return {m: 1.0}, counts
             return {}, [0] * len(members)
-        hashed = self._flow_hashes(lane.flows) % np.uint64(len(members))
-        counts = np.bincount(hashed.astype(np.int64), minlength=len(members)).tolist()
+        counts = self._hash_counts(lane.flows, len(members))
         return {m: c / lane.flows for m, c in enumerate(counts) if c > 0}, counts
+
+    def _hash_counts(self, flows: int, members: int) -> list[int]:
+        """Flows per hash bucket; cached, as a million flows take a while to hash."""
+        key = (flows, members)
+        counts = self._count_cache.get(key)
+        if counts is None:
+            hashed = self._flow_hashes(flows) % np.uint64(members)
+            counts = np.bincount(hashed.astype(np.int64), minlength=members).tolist()
+            self._count_cache[key] = counts
+        return list(counts)
 
     def _slice(
         self,
