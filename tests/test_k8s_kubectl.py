@@ -263,3 +263,51 @@ def test_exec_runs_what_the_emulated_container_supports(lab: LabApi) -> None:
     refused = lab.kubectl("-n", NS, "exec", pod, "--", "ls", "/", check=False)
     assert refused.returncode == 126
     assert "only 'kill [-SIGNAL] 1', 'true' and 'false' run" in refused.stderr
+
+
+def test_drain_evicts_within_the_disruption_budget(lab: LabApi, tmp_path: Path) -> None:
+    lab.kubectl("-n", NS, "scale", "deployment/router", "--replicas=3")
+    lab.kubectl("-n", NS, "rollout", "status", "deployment/router", "--timeout=30s")
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "router", "namespace": NS},
+        "spec": {"minAvailable": "100%", "selector": {"matchLabels": {"app": "router"}}},
+    }
+    path = tmp_path / "pdb.yaml"
+    path.write_text(yaml.safe_dump(pdb))
+    lab.kubectl("create", "-f", str(path))
+    node = lab.kubectl(
+        "-n", NS, "get", "pods", "-l", "app=router", "-o", "jsonpath={.items[0].spec.nodeName}"
+    ).stdout
+    # A budget that allows no disruption blocks the drain (kubectl retries until timeout).
+    blocked = lab.kubectl("drain", node, "--ignore-daemonsets", "--timeout=3s", check=False)
+    assert blocked.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget" in blocked.stderr
+    lab.kubectl(
+        "-n",
+        NS,
+        "patch",
+        "pdb",
+        "router",
+        "--type=merge",
+        "-p",
+        '{"spec":{"minAvailable":null,"maxUnavailable":1}}',
+    )
+    lab.wait_for(
+        lambda: (
+            lab.kubectl(
+                "-n", NS, "get", "pdb", "router", "-o", "jsonpath={.status.disruptionsAllowed}"
+            ).stdout
+            == "1"
+        )
+    )
+    drained = lab.kubectl("drain", node, "--ignore-daemonsets", "--timeout=60s")
+    assert "evicted" in drained.stdout and f"node/{node} drained" in drained.stdout
+    lab.kubectl("-n", NS, "rollout", "status", "deployment/router", "--timeout=60s")
+    nodes = lab.kubectl(
+        "-n", NS, "get", "pods", "-l", "app=router", "-o", "jsonpath={.items[*].spec.nodeName}"
+    ).stdout.split()
+    assert len(nodes) == 3 and node not in nodes  # cordoned: nothing lands there
+    lab.kubectl("uncordon", node)
+    lab.kubectl("-n", NS, "delete", "pdb", "router")

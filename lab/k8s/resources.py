@@ -90,7 +90,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         "pod",
         "Pod",
         short_names=("po",),
-        subresources=("status", "log", "exec"),
+        subresources=("status", "log", "exec", "eviction"),
         categories=("all",),
     ),
     _core(
@@ -262,5 +262,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, object]]:
                 sub_entry.update(kind="Pod", verbs=["get"])
             elif sub == "exec":
                 sub_entry.update(kind="PodExecOptions", verbs=["create", "get"])
+            elif sub == "eviction":
+                sub_entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
             out.append(sub_entry)
     return out

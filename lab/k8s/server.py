@@ -28,7 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from lab.k8s import admission, openapi, podexec, protobuf, resources
-from lab.k8s.controller import NAMESPACE, Controller
+from lab.k8s.controller import NAMESPACE, PDB, Controller
+from lab.k8s.controller import pod_ready as is_ready
 from lab.k8s.errors import (
     ApiError,
     bad_request,
@@ -43,8 +44,8 @@ from lab.k8s.kubelet import Clock, ModelLookup, PodTiming, ReplicaSink
 from lab.k8s.nodes import ClusterShape
 from lab.k8s.patch import json_patch, merge_patch, strategic_merge_patch
 from lab.k8s.resources import ResourceType
-from lab.k8s.selectors import field_matcher, label_matcher, selector_text
-from lab.k8s.store import Event, Store
+from lab.k8s.selectors import field_matcher, label_matcher, selector_matches, selector_text
+from lab.k8s.store import Event, Store, now_rfc3339
 from lab.k8s.tables import table
 from lab.k8s.tls import make_serving_cert
 
@@ -366,6 +367,11 @@ class ApiServer:
                 f"the server does not allow this method on the requested "
                 f"resource ({method} {t.rt.plural})"
             )
+        if t.subresource == "eviction":
+            if method != "POST":
+                raise method_not_allowed("pods/eviction takes POST")
+            self.authorize(req, "create", t)
+            return self._evict(req, t)
         if t.subresource == "exec":
             if method not in ("GET", "POST"):
                 raise method_not_allowed("pods/exec takes GET or POST")
@@ -775,6 +781,56 @@ class ApiServer:
             "apiVersion": t.rt.api_version,
             "metadata": {"resourceVersion": str(self.store.resource_version)},
             "items": deleted,
+        }
+
+    # --- eviction -------------------------------------------------------------------------
+
+    def _evict(self, req: Request, t: Target) -> tuple[int, Any]:
+        """The Eviction API: delete the pod unless a disruption budget forbids it (429)."""
+        assert t.name is not None and t.namespace is not None
+        body = req.json_body()
+        pod = self.store.get(t.rt, t.namespace, t.name)
+        options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
+        labels = pod["metadata"].get("labels") or {}
+        healthy = is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+        for pdb in self.store.snapshot(PDB, t.namespace)[0]:
+            if not selector_matches(pdb["spec"].get("selector"), labels):
+                continue
+            status = pdb.get("status") or {}
+            allowed = int(status.get("disruptionsAllowed", 0))
+            if healthy and allowed <= 0:
+                why = (
+                    f"The disruption budget {pdb['metadata']['name']} needs "
+                    f"{status.get('desiredHealthy', 0)} healthy pods and has "
+                    f"{status.get('currentHealthy', 0)} currently"
+                )
+                raise ApiError(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    {"causes": [{"reason": "DisruptionBudget", "message": why}]},
+                )
+
+            def spend(o: Obj) -> None:
+                status = o.setdefault("status", {})
+                status["disruptionsAllowed"] = max(0, int(status.get("disruptionsAllowed", 0)) - 1)
+                status.setdefault("disruptedPods", {})[t.name or ""] = now_rfc3339()
+
+            if healthy:
+                self.store.mutate(PDB, t.namespace, pdb["metadata"]["name"], spend)
+        grace = options.get("gracePeriodSeconds")
+        self.controller.delete(
+            t.rt,
+            pod,
+            int(grace) if grace is not None else None,
+            str(options.get("propagationPolicy") or "Background"),
+        )
+        return 201, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
         }
 
     # --- exec -----------------------------------------------------------------------------
