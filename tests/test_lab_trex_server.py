@@ -424,6 +424,11 @@ def test_pause_resume_update(rpc: Rpc) -> None:
         )["multiplier"]
         == 3.0
     )
+    sixty = {"type": "percentage", "value": 60.0}
+    rpc.call("update_traffic", handler=h0, port_id=0, mul=sixty)
+    too_much = {"type": "percentage", "value": 80.0, "op": "add"}  # 140 % in all
+    with pytest.raises(RpcFailure, match="exceeds port line rate"):
+        rpc.call("update_traffic", handler=h0, port_id=0, mul=too_much)
     rpc.call("stop_traffic", handler=h0, port_id=0)
     assert rpc.call("get_port_status", port_id=0)["state"] == "STREAMS"
 

@@ -336,6 +336,15 @@ class Engine:
             factor = value / 100.0 * port.speed_bps / base_l1
         else:
             raise EngineError(f"unknown multiplier type '{kind}'")
+        return self._within_line_rate(port, streams, factor, force)
+
+    def _within_line_rate(
+        self, port: PortState, streams: list[Stream], factor: float, force: bool
+    ) -> float:
+        """`factor`, or an error when the port cannot send that much (with `force`: the
+        largest factor that fits the line rate, as TRex sends at line rate then)."""
+        loads = [s for s in streams if not s.latency] or streams
+        base_l1 = sum(s.base_pps(port.speed_bps) * s.wire_bytes * 8 for s in loads)
         fixed_l1 = sum(s.base_pps(port.speed_bps) * s.wire_bytes * 8 for s in streams if s.latency)
         if loads[0].latency:
             fixed_l1 = 0.0
@@ -429,11 +438,12 @@ class Engine:
         self.advance(now_s, flush=True)
         streams = [a.stream for a in port.run.actives]
         op = mul.get("op", "abs")
-        wanted = self._factor(port, streams, {**mul, "type": mul.get("type", "raw")}, force)
+        wanted = self._factor(port, streams, mul, force=True)
         if op == "add":
             wanted = port.run.factor + wanted
         elif op == "sub":
             wanted = max(0.0, port.run.factor - wanted)
+        wanted = self._within_line_rate(port, streams, wanted, force)
         ratio = wanted / port.run.factor if port.run.factor > 0 else 0.0
         port.run.factor = wanted
         for active in port.run.actives:
