@@ -860,6 +860,31 @@ class Cluster:
                 stream.stop()
         return gone_at, recovered_at, ready_count(), set(pods) - known
 
+    def evict_pod(self, namespace: str, pod: str, *, grace_period_s: int | None = None) -> bool:
+        """Ask to evict a pod (what a node drain does); False when a disruption budget
+        forbids it now (429), True when the pod is being deleted."""
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": namespace},
+            "deleteOptions": {"gracePeriodSeconds": grace_period_s}
+            if grace_period_s is not None
+            else {},
+        }
+        try:
+            self.core.create_namespaced_pod_eviction(pod, namespace, body)
+        except ApiException as exc:
+            if exc.status == 429:
+                log.info("eviction of %s/%s refused: %s", namespace, pod, _status_message(exc))
+                return False
+            raise self._api_error(exc, f"evict pod {namespace}/{pod}", None) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterUnreachable(
+                f"cannot reach the Kubernetes API at {self.server} to evict a pod: "
+                f"{_root_cause(exc)}"
+            ) from exc
+        return True
+
     def rollout(
         self,
         ref: WorkloadRef,

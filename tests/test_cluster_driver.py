@@ -373,3 +373,15 @@ def test_installing_twice_updates_in_place(cluster: Cluster, installed: Workload
     assert not installation.created_namespace
     after = core.read_namespaced_service("router-metrics", installed.namespace)
     assert after.spec.cluster_ip == ip  # kept, not reassigned
+
+
+def test_eviction_respects_the_charts_disruption_budget(
+    cluster: Cluster, installed: WorkloadRef
+) -> None:
+    # The vpp-router chart allows one voluntary disruption at a time.
+    cluster.scale(installed, 2, timeout_s=60)
+    first, second = (p.name for p in cluster.pods(installed) if p.ready)
+    assert cluster.evict_pod(installed.namespace, first)
+    assert not cluster.evict_pod(installed.namespace, second)  # the budget is spent
+    recovered = cluster.wait_ready(installed, timeout_s=60)
+    assert recovered.ready
