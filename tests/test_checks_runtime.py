@@ -273,3 +273,33 @@ def test_timing_follows_the_cluster_time_base(lab: Cluster) -> None:
     start = time.monotonic()
     kube.sleep(20.0)  # 20 s of lab time is 0.1 s of wall time
     assert time.monotonic() - start == pytest.approx(0.1, abs=0.05)
+
+
+def test_liveness_restart_through_the_cluster_drivers_exec(
+    lab: Cluster, workload: Callable[..., KubeView]
+) -> None:
+    from bench.cluster import Cluster as Driver
+
+    driver = Driver(lab.api, time_scale=TIME_SCALE)
+    probed = workload(1)
+    ctx = lab.context(probed)
+    ctx.cluster = driver  # the runtime checks reach the API through the driver's ApiClient
+    (result,) = run_runtime_checks(ctx, only=["liveness-restart"])
+    assert result.status is Status.PASSED, result.message
+    assert result.figures["recovery_s"] > 0
+    assert any(probed.restarts().values())
+
+    unprobed = workload(1, container={"livenessProbe": None})
+    (pod,) = unprobed.pods()
+    ctx = lab.context(unprobed)
+    ctx.cluster = driver
+    (result,) = run_runtime_checks(ctx, only=["liveness-restart"])
+    assert result.status is Status.FAILED
+    assert result.impacted == (
+        Resource("Pod", unprobed.namespace, pod["metadata"]["name"], "vpp"),
+    )
+    # the hung pod was replaced: the workload is whole again
+    unprobed.wait_for(
+        "replaced", lambda: unprobed.rolled_out() and len(unprobed.pods()) == 1, 3000
+    )
+    assert unprobed.ready_pods()[0]["metadata"]["name"] != pod["metadata"]["name"]

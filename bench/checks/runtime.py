@@ -476,6 +476,8 @@ def liveness_restart(ctx: CheckContext) -> Outcome:
             "restart by the liveness probe", restarted_and_ready, ctx.ready_timeout_s
         )
     except ClusterError as exc:
+        # Nothing restarted the hung process: replace its pod, so the workload is left whole.
+        kube.delete_pod(name)
         return failed(str(exc), [_pod(pod, container)])
     return passed(
         f"{name}/{container} restarted and ready in {recovery_s:.1f} s", recovery_s=recovery_s
