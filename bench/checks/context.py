@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bench.checks.artifacts import Artifacts
@@ -51,7 +51,6 @@ class CheckContext:
     metrics_path: str = "/metrics"
     restarts_at_start: dict[str, int] | None = None
     allowed_ips: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def missing(self, needs: Iterable[Need]) -> set[str]:
         have = {
