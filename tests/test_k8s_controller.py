@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -397,6 +398,15 @@ def test_metrics_endpoint_counts_what_the_replica_forwarded(lab: LabApi) -> None
         port = pod.metadata.annotations["prometheus.io/port"]
         assert url == f"http://127.0.0.1:{port}/metrics"
         text = urllib.request.urlopen(url, timeout=5).read().decode()
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
         samples = {
             s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
         }
