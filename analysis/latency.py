@@ -190,31 +190,40 @@ def latency_table(
     columns = [*LATENCY_KEYS, "load_label", "load_pps", "load_fraction_ndr", "p50_us", "p99_us"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    rows = rows.copy()
+    keys = [*LATENCY_KEYS, "load_label"]
+    summary_columns = [
+        f"latency_{name}"
+        for name in ("min_us", "mean_us", "max_us", *PERCENTILES)
+        if f"latency_{name}" in rows
+    ]
+    # only the columns used, so that grouping does not copy every stored field
+    rows = rows[[*LATENCY_KEYS, "load_label", "load_pps", *summary_columns, *hdr_columns]].copy()
     rows["load_label"] = rows["load_label"].where(rows["load_label"].notna(), rows["load_pps"])
     per_row: list[list[str]] = [[] for _ in range(len(rows))]
     for column in hdr_columns:
         for i, value in enumerate(rows[column].tolist()):
             per_row[i].extend(_encodings(value))
+    load = rows["load_pps"].to_numpy(dtype=float)
+    summaries = {c: rows[c].to_numpy(dtype=float) for c in summary_columns}
     out = []
-    keys = [*LATENCY_KEYS, "load_label"]
     groups = rows.groupby(keys, sort=False, dropna=False).indices
     for key, positions in groups.items():
-        group = rows.iloc[positions]
         key_values: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
         record: dict[str, Any] = dict(zip(keys, key_values, strict=True))
-        record["load_pps"] = float(group["load_pps"].mean())
+        record["load_pps"] = float(load[positions].mean())
         encoded = list(dict.fromkeys(e for i in positions for e in per_row[i]))
         hist = merge_histograms(encoded, f"run {record['run_id']}")
         if hist is not None and hist.get_total_count() > 0:
             record.update(histogram_stats_us(hist), source="hdr")
         else:
-            for name in ("min_us", "mean_us", "max_us", *PERCENTILES):
-                col = f"latency_{name}"
-                if col in group:
-                    values = group[col].dropna()
-                    pick = values.min() if name == "min_us" else values.max()
-                    record[name] = float(pick) if not values.empty else math.nan
+            for column, values in summaries.items():
+                picked = values[positions]
+                picked = picked[~np.isnan(picked)]
+                name = column.removeprefix("latency_")
+                if picked.size == 0:
+                    record[name] = math.nan
+                else:  # the worst of the repeats
+                    record[name] = float(picked.min() if name == "min_us" else picked.max())
             record["source"] = "summary"
         out.append(record)
     table = pd.DataFrame(out)

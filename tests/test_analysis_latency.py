@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,25 @@ def test_latency_records_without_histograms_use_their_trials_histograms(tmp_path
     assert set(b["source"]) == {"hdr"}
     for column in ("p50_us", "p99_us", "p999_us", "samples"):
         assert list(a[column]) == list(b[column])
+
+
+def test_without_any_histogram_the_generator_s_percentiles_are_used(tmp_path: Path) -> None:
+    spec = SyntheticSpec(DEMO_VENDORS[0], replicas=(1, 2), frame_sizes=("64",), repeats=1)
+    run = synthetic_run(spec)
+    for kind, body in run.records:
+        if kind == "point" and body.get("measure") == "latency":
+            body["latency"] = {k: v for k, v in body["latency"].items() if k != "hdrh"}
+        elif kind == "trial" and body["result"].latency:
+            lanes = {k: replace(v, hdrh=None) for k, v in body["result"].latency.items()}
+            body["result"] = replace(body["result"], latency=lanes)
+    runs = load_runs(write_run(run, tmp_path, RunStore.create))
+    table = latency_table(runs)
+    assert set(table["source"]) == {"summary"}
+    records = runs.points[runs.points["measure"] == "latency"]
+    for _, record in records.iterrows():
+        row = table[
+            (table["replicas"] == record["replicas"])
+            & (table["load_label"] == record["load_label"])
+        ].iloc[0]
+        assert row["p99_us"] == record["latency_p99_us"]
+        assert row["min_us"] == record["latency_min_us"]
