@@ -40,6 +40,7 @@ from kubernetes import client, config, dynamic, stream, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.utils import parse_quantity
 
 from bench.errors import BenchError, InputError
 from bench.profiles import ClusterSpec, CnfProfile
@@ -59,6 +60,7 @@ METRICS_URL_ANNOTATION = "lab.cnfbench.io/metrics-url"
 Watch: Any = watch.Watch
 DynamicClient: Any = dynamic.DynamicClient
 _stream: Any = stream.stream
+_parse_quantity: Any = parse_quantity
 _load_incluster: Any = config.load_incluster_config
 _load_kubeconfig: Any = config.load_kube_config
 WATCH_SLICE_S = 5  # server-side timeout of one watch request (wall seconds)
@@ -218,6 +220,13 @@ class NodeInfo:
     allocatable: dict[str, str]
     labels: dict[str, str]
     kubelet_version: str
+    # What the pods bound to the node request, in base units (cores, bytes, devices).
+    requested: dict[str, float] = field(default_factory=dict)
+
+    def free(self, resource: str) -> float:
+        """Allocatable minus requested, e.g. the SR-IOV VFs still to be had."""
+        total = float(_parse_quantity(self.allocatable.get(resource, "0")))
+        return total - self.requested.get(resource, 0.0)
 
 
 @dataclass(frozen=True)
@@ -649,6 +658,16 @@ class Cluster:
     def nodes(self) -> list[NodeInfo]:
         with self._errors("list nodes"):
             items = self.core.list_node().items
+            pods = self.core.list_pod_for_all_namespaces().items
+        requested: dict[str, dict[str, float]] = {}
+        for pod in pods:
+            phase = pod.status.phase if pod.status else None
+            if not pod.spec.node_name or phase in ("Succeeded", "Failed"):
+                continue
+            usage = requested.setdefault(pod.spec.node_name, {})
+            for c in pod.spec.containers:
+                for name, qty in ((c.resources.requests if c.resources else None) or {}).items():
+                    usage[name] = usage.get(name, 0.0) + float(_parse_quantity(qty))
         out = []
         node: Any
         for node in items:
@@ -663,6 +682,7 @@ class Cluster:
                     dict(node.status.allocatable or {}),
                     dict(node.metadata.labels or {}),
                     node.status.node_info.kubelet_version if node.status.node_info else "",
+                    requested.get(node.metadata.name, {}),
                 )
             )
         return out

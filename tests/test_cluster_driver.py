@@ -153,6 +153,9 @@ def test_pods_that_do_not_fit_are_reported_pending_with_the_reason(
         )
         pending = cluster.pending_pods(installed)
         assert len(pending) == 1 and pending[0].reason == "Unschedulable"
+        nodes = cluster.nodes()
+        assert all(n.free("intel.com/sriov_netdevice") == 0 for n in nodes)  # 4 pods x 2 each
+        assert sum(n.requested["hugepages-1Gi"] for n in nodes) == 12 * 2 * 2**30
         warnings = cluster.events(installed.namespace, warnings_only=True)
         assert any(e.reason == "FailedScheduling" and e.name == pending[0].name for e in warnings)
         assert all(e.type == "Warning" for e in warnings)
