@@ -90,6 +90,9 @@ def unknown_fields(obj: Obj, kubernetes_version: str) -> list[str]:
     """Dotted paths of fields the Kubernetes schema of this kind does not have."""
     try:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+    except kubernetes_validate.utils.VersionNotSupportedError:
+        # A server newer than the schemas shipped: check against the newest there is.
+        return unknown_fields(obj, str(kubernetes_validate.latest_version()))
     except kubernetes_validate.SchemaNotFoundError:
         return []  # not a built-in kind (a custom resource): nothing to check against
     except kubernetes_validate.ValidationError as exc:
