@@ -117,7 +117,13 @@ class WorkerChannel:
             os.write(self._requests_fd, line.encode("utf-8"))
         except (BrokenPipeError, OSError) as exc:
             self._lost(f"{self.name} closed its request pipe during {op!r} ({exc})")
+        deadline = time.monotonic() + timeout_s
         reply = self._read_reply(op, timeout_s)
+        # A request abandoned by the caller (an interrupt while waiting) still gets its
+        # answer first; drop such late answers rather than mistake them for this one.
+        while isinstance(reply.get("id"), int) and reply["id"] < ident:
+            log.debug("%s: dropping the late answer to request %s", self.name, reply["id"])
+            reply = self._read_reply(op, max(0.0, deadline - time.monotonic()))
         if reply.get("id") != ident:
             self._lost(f"{self.name} answered request {reply.get('id')} to {ident} ({op!r})")
         if not reply.get("ok"):
