@@ -16,6 +16,7 @@ import secrets
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,7 +184,7 @@ class ApiServer:
         self.controller.bootstrap()
         self.controller.start()
         handler = _handler_for(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._httpd = _HttpServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         self._httpd.socket = self.tls.context().wrap_socket(
             self._httpd.socket, server_side=True, do_handshake_on_connect=False
@@ -935,6 +936,19 @@ class ApiServer:
                 sent = len(lines)
             else:
                 yield b""
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that fails its TLS handshake or drops the connection is routine; log
+        it briefly.  Anything else is a bug and is logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError | ConnectionError | TimeoutError):
+            log.debug("connection from %s ended: %s", client_address, error)
+            return
+        log.exception("request from %s failed", client_address)
 
 
 def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
