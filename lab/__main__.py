@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3, help="worker nodes of the lab cluster")
     up.add_argument("--vfs-per-node", type=int, default=8, help="SR-IOV VFs per node")
     up.add_argument("--k8s-port", type=int, default=0, help="the Kubernetes API server's port")
+    up.add_argument("--k8s-version", default="v1.32.4", help="the version the API server reports")
     up.add_argument(
         "--exit-with",
         type=int,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         nodes=args.nodes,
         vfs_per_node=args.vfs_per_node,
         k8s_port=args.k8s_port,
+        k8s_version=args.k8s_version,
     )
     supervisor = Supervisor(options)
     try:

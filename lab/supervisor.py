@@ -67,6 +67,7 @@ class LabOptions:
     nodes: int = 3  # the Kubernetes-compatible cluster's worker nodes
     vfs_per_node: int = 8  # SR-IOV VFs each node's device plugin offers
     k8s_port: int = 0
+    k8s_version: str = "v1.32.4"  # what the Kubernetes API server reports as its version
 
 
 @dataclass

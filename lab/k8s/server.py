@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 import logging
+import re
 import secrets
 import select
 import socket
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from lab.errors import LabError
 from lab.k8s import admission, openapi, podexec, protobuf, resources
 from lab.k8s.controller import NAMESPACE, PDB, Controller
 from lab.k8s.controller import pod_ready as is_ready
@@ -160,6 +162,8 @@ class ApiServer:
         version: str = "v1.32.4",
         token: str | None = None,
     ) -> None:
+        if not re.fullmatch(r"v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?", version):
+            raise LabError(f"Kubernetes version must look like v1.32.4, got {version!r}")
         self.clock: Clock = clock if clock is not None else _FallbackClock(time_scale)
         self.store = Store()
         self.controller = Controller(

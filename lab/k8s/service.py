@@ -49,6 +49,7 @@ class KubernetesService:
             models=vendor_model,
             seed=opts.seed,
             port=opts.k8s_port,
+            version=opts.k8s_version,
         )
         self.server.start()
         path = self.kubeconfig = self.server.write_kubeconfig(opts.state_dir / KUBECONFIG_FILE)
