@@ -832,12 +832,21 @@ def render_pdf(summary: Mapping[str, Any], rendered: Sequence[RenderedFigure], p
     def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> Any:
         if not rows:
             return Paragraph("<i>none</i>", body)
-        data = [[para(label) for _, label in columns]]
-        data += [[para(row.get(key)) for key, _ in columns] for row in rows]
         weights = [COLUMN_WEIGHTS.get(key, 1.0) for key, _ in columns]
         widths = [width * w / sum(weights) for w in weights]
+
+        def cell(value: Any, column_width: float) -> Any:
+            # a plain string is cheap to lay out but never wraps: only for short text
+            text = _cell(value)
+            return text if len(text) * 3.6 < column_width - 4 else para(text)
+
+        data = [[para(label) for _, label in columns]]
+        data += [[cell(row.get(key), w) for (key, _), w in zip(columns, widths, strict=True)]
+                 for row in rows]  # fmt: skip
         t = LongTable(data, repeatRows=1, colWidths=widths)
         t.setStyle(TableStyle([
+            ("FONTNAME", (0, 0), (-1, -1), "Helvetica"), ("FONTSIZE", (0, 0), (-1, -1), 6.5),
+            ("LEADING", (0, 0), (-1, -1), 8),
             ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#BBBBBB")),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE")),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
