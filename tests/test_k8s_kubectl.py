@@ -172,7 +172,7 @@ def test_get_watch_streams_changes(lab: LabApi) -> None:
             "router",
             "-w",
             "--output-watch-events",
-            "--request-timeout=10s",
+            "--request-timeout=20s",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -181,17 +181,20 @@ def test_get_watch_streams_changes(lab: LabApi) -> None:
         start_new_session=True,
     ) as proc:
         try:
-            time.sleep(0.5)
-            lab.kubectl("-n", NS, "scale", "deployment/router", "--replicas=2")
-            lines: list[str] = []
             assert proc.stdout is not None
-            while len(lines) < 3:
-                lines.append(proc.stdout.readline())
+            header, added = proc.stdout.readline(), proc.stdout.readline()
+            # The watch is open once the current state is printed: now change it.
+            lab.kubectl("-n", NS, "scale", "deployment/router", "--replicas=2")
+            changes = []
+            for line in proc.stdout:  # ends at EOF, when the request times out
+                changes.append(line)
+                if line.split()[:2] == ["MODIFIED", "router"]:
+                    break
         finally:
             proc.terminate()
-    assert lines[0].split()[:2] == ["EVENT", "NAME"]
-    assert lines[1].split()[:2] == ["ADDED", "router"]
-    assert any(line.split()[:2] == ["MODIFIED", "router"] for line in lines[2:])
+    assert header.split()[:2] == ["EVENT", "NAME"]
+    assert added.split()[:2] == ["ADDED", "router"]
+    assert changes and changes[-1].split()[:2] == ["MODIFIED", "router"]
 
 
 def test_bad_token_is_refused_by_kubectl(lab: LabApi, tmp_path: Path) -> None:
