@@ -152,8 +152,10 @@ def _batched_lm(
     optimum, far inside the intervals' width.
     """
     k = 3 if free_kappa else 2
-    root_w = np.sqrt(np.ones(r.size) if weights is None else weights)
-    params = _clip(np.repeat(start[None, :], y.shape[0], axis=0), free_kappa)
+    w = np.ones(r.size) if weights is None else weights
+    root_w = np.broadcast_to(np.sqrt(w), y.shape)
+    starts = start if start.ndim == 2 else np.repeat(start[None, :], y.shape[0], axis=0)
+    params = _clip(starts, free_kappa)
     damping = np.full(y.shape[0], 1e-3)
     cost = np.sum(((y - _model_values(r, params)) * root_w) ** 2, axis=1)
     active = np.arange(y.shape[0])
@@ -161,9 +163,9 @@ def _batched_lm(
     for _ in range(iterations):
         if active.size == 0:
             break
-        p, ya, mu = params[active], y[active], damping[active]
-        jac = _model_jacobian(r, p, free_kappa) * root_w[None, :, None]
-        resid = (ya - _model_values(r, p)) * root_w
+        p, ya, mu, rw = params[active], y[active], damping[active], root_w[active]
+        jac = _model_jacobian(r, p, free_kappa) * rw[:, :, None]
+        resid = (ya - _model_values(r, p)) * rw
         # JᵀJ and Jᵀr by broadcasting: for these tiny matrices a threaded BLAS spends more
         # time waking its threads than multiplying
         jtj = (jac[:, :, :, None] * jac[:, :, None, :]).sum(axis=1)
@@ -173,7 +175,7 @@ def _batched_lm(
         trial = p.copy()
         trial[:, :k] += step
         trial = _clip(trial, free_kappa)
-        trial_cost = np.sum(((ya - _model_values(r, trial)) * root_w) ** 2, axis=1)
+        trial_cost = np.sum(((ya - _model_values(r, trial)) * rw) ** 2, axis=1)
         old_cost = cost[active]
         better = trial_cost < old_cost
         params[active] = np.where(better[:, None], trial, p)
@@ -305,24 +307,39 @@ def _interval(values: FloatArray, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def fit_scaling(
+@dataclass
+class _Curve:
+    """One curve between preparation and the bootstrap refits (see `fit_scaling`)."""
+
+    model: Model
+    r: FloatArray
+    y: FloatArray
+    counts: tuple[int, ...]
+    excluded: list[int]
+    reasons: list[str]
+    advice: list[str]
+    scale: float
+    params: FloatArray  # point estimate on y / scale
+    fitted: FloatArray  # on y / scale
+    r_boot: FloatArray
+    sets: FloatArray
+    weights: FloatArray
+    method: str
+
+    @property
+    def free_kappa(self) -> bool:
+        return self.model == "usl"
+
+
+def _prepare(
     replicas: Sequence[int] | NDArray[np.int64],
     throughput_pps: Sequence[float] | FloatArray,
-    model: Model = "usl",
+    model: Model,
     *,
-    line_rate_pps: float | None = None,
-    flows: int | None = None,
-    bootstrap_samples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    knee_efficiency: float = 0.7,
-    min_marginal_gain: float = 0.5,
-) -> ScalingFit:
-    """Fit `model` to throughput measured at replica counts (repeats allowed).
-
-    Raises `FitRefused` when fewer than three replica counts remain below the NIC
-    ceiling; otherwise returns the fit, with `reasons` set when it is not trustworthy.
-    """
+    line_rate_pps: float | None,
+    bootstrap_samples: int,
+    seed: int,
+) -> _Curve:
     r_all = np.asarray(replicas, dtype=float)
     y_all = np.asarray(throughput_pps, dtype=float)
     if r_all.shape != y_all.shape or r_all.ndim != 1:
@@ -357,18 +374,65 @@ def fit_scaling(
         )
 
     free_kappa = model == "usl"
-    k = 3 if free_kappa else 2
     scale = float(y.max())
     params = _point_fit(r, y / scale, free_kappa)
     fitted = _model_values(r, params[None, :])[0]
     rng = np.random.default_rng(seed)
     r_boot, sets, weights, method = _bootstrap_sets(
-        r, y / scale, fitted, k=k, samples=bootstrap_samples, rng=rng
+        r, y / scale, fitted, k=3 if free_kappa else 2, samples=bootstrap_samples, rng=rng
     )
-    boot = _batched_lm(r_boot, sets, params, free_kappa, weights=weights)
-    params[0] *= scale
-    boot[:, 0] *= scale
-    fitted = fitted * scale
+    return _Curve(
+        model, r, y, counts, excluded, reasons, advice, scale, params, fitted, r_boot, sets,
+        weights, method,
+    )  # fmt: skip
+
+
+def _solve(curves: Sequence[_Curve]) -> list[FloatArray]:
+    """The bootstrap refits of many curves, in one batched iteration per replica grid."""
+    out: list[FloatArray | None] = [None] * len(curves)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, curve in enumerate(curves):
+        groups.setdefault((curve.free_kappa, tuple(curve.r_boot)), []).append(index)
+    for (free_kappa, grid), members in groups.items():
+        sets = np.concatenate([curves[i].sets for i in members])
+        starts = np.concatenate(
+            [
+                np.repeat(curves[i].params[None, :], curves[i].sets.shape[0], axis=0)
+                for i in members
+            ]
+        )
+        weights = np.concatenate(
+            [
+                np.repeat(curves[i].weights[None, :], curves[i].sets.shape[0], axis=0)
+                for i in members
+            ]
+        )
+        solved = _batched_lm(np.array(grid), sets, starts, free_kappa, weights=weights)
+        offset = 0
+        for i in members:
+            size = curves[i].sets.shape[0]
+            out[i] = solved[offset : offset + size]
+            offset += size
+    return [b for b in out if b is not None]
+
+
+def _finish(
+    curve: _Curve,
+    boot_normalised: FloatArray,
+    *,
+    flows: int | None,
+    confidence: float,
+    knee_efficiency: float,
+    min_marginal_gain: float,
+) -> ScalingFit:
+    model, r, y, counts = curve.model, curve.r, curve.y, curve.counts
+    reasons, advice = list(curve.reasons), list(curve.advice)
+    k = 3 if curve.free_kappa else 2
+    params = curve.params.copy()
+    boot = boot_normalised.copy()
+    params[0] *= curve.scale
+    boot[:, 0] *= curve.scale
+    fitted = curve.fitted * curve.scale
 
     resid = y - fitted
     rss = float(np.sum(resid**2))
@@ -396,8 +460,8 @@ def fit_scaling(
         )
         advice.append("measure at more replica counts")
     means = np.array([y[r == c].mean() for c in counts])
-    curve = _model_values(np.array(counts, dtype=float), params[None, :])[0]
-    worst = float(np.max(np.abs(means / curve - 1.0)))
+    modelled = _model_values(np.array(counts, dtype=float), params[None, :])[0]
+    worst = float(np.max(np.abs(means / modelled - 1.0)))
     if r_squared < MIN_R_SQUARED or worst > MAX_RELATIVE_RESIDUAL:
         reasons.append(
             f"the model does not describe the data (R² {r_squared:.3f}, worst point "
@@ -429,16 +493,53 @@ def fit_scaling(
         dof=dof,
         replica_counts=counts,
         n_samples=int(n),
-        bootstrap_method=method,
+        bootstrap_method=curve.method,
         bootstrap_params=boot,
         peak_replicas=peak_replicas(sigma, kappa),
         knee_replicas=knee_replicas(sigma, kappa, knee_efficiency),
         max_worth_replicas=max_worth_replicas(lam, sigma, kappa, min_marginal_gain),
         knee_efficiency=knee_efficiency,
         min_marginal_gain=min_marginal_gain,
-        excluded_replicas=tuple(excluded),
+        excluded_replicas=tuple(curve.excluded),
         reasons=tuple(reasons),
         advice=tuple(dict.fromkeys(advice)),
+    )
+
+
+def fit_scaling(
+    replicas: Sequence[int] | NDArray[np.int64],
+    throughput_pps: Sequence[float] | FloatArray,
+    model: Model = "usl",
+    *,
+    line_rate_pps: float | None = None,
+    flows: int | None = None,
+    bootstrap_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    knee_efficiency: float = 0.7,
+    min_marginal_gain: float = 0.5,
+) -> ScalingFit:
+    """Fit `model` to throughput measured at replica counts (repeats allowed).
+
+    Raises `FitRefused` when fewer than three replica counts remain below the NIC
+    ceiling; otherwise returns the fit, with `reasons` set when it is not trustworthy.
+    """
+    curve = _prepare(
+        replicas,
+        throughput_pps,
+        model,
+        line_rate_pps=line_rate_pps,
+        bootstrap_samples=bootstrap_samples,
+        seed=seed,
+    )
+    (boot,) = _solve([curve])
+    return _finish(
+        curve,
+        boot,
+        flows=flows,
+        confidence=confidence,
+        knee_efficiency=knee_efficiency,
+        min_marginal_gain=min_marginal_gain,
     )
 
 
@@ -548,35 +649,50 @@ def scaling_fits(
     knee_efficiency: float = 0.7,
     min_marginal_gain: float = 0.5,
 ) -> list[ScalingVerdict]:
-    """Fit every curve (run × frame size × flows × direction) with every model."""
+    """Fit every curve (run × frame size × flows × direction) with every model.
+
+    The bootstrap refits of all curves are solved together (`_solve`); each curve keeps
+    its own seed, so a curve's result does not depend on which others are in the set.
+    """
     samples = throughput_samples(runs, run_id)
-    out: list[ScalingVerdict] = []
+    slots: list[tuple[tuple[str, str, int, str, str, Model], _Curve | str]] = []
     for key, rows in samples.groupby(list(GROUP_KEYS), sort=True):
         parts: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
         rid, frame, flows, direction = (str(parts[0]), str(parts[1]), int(parts[2]), str(parts[3]))
         line = rows["line_rate_pps"].max()
         for goal in goals:
             for model in models:
+                ident = (rid, frame, flows, direction, goal, model)
                 try:
-                    fit = fit_scaling(
+                    curve = _prepare(
                         rows["replicas"].to_numpy(),
                         rows[f"{goal}_pps"].to_numpy(dtype=float),
                         model,
                         line_rate_pps=float(line) if pd.notna(line) else None,
-                        flows=flows,
                         bootstrap_samples=bootstrap_samples,
-                        confidence=confidence,
                         seed=group_seed(seed, rid, frame, flows, direction, goal, model),
-                        knee_efficiency=knee_efficiency,
-                        min_marginal_gain=min_marginal_gain,
                     )
                 except FitRefused as exc:
                     log.debug("%s %s %s: %s", rid, frame, model, exc)
-                    out.append(
-                        ScalingVerdict(rid, frame, flows, direction, goal, model, None, str(exc))
-                    )
+                    slots.append((ident, str(exc)))
                     continue
-                out.append(ScalingVerdict(rid, frame, flows, direction, goal, model, fit))
+                slots.append((ident, curve))
+    curves = [c for _, c in slots if isinstance(c, _Curve)]
+    solved = iter(_solve(curves))
+    out: list[ScalingVerdict] = []
+    for (rid, frame, flows, direction, goal, model), item in slots:
+        if isinstance(item, str):
+            out.append(ScalingVerdict(rid, frame, flows, direction, goal, model, None, item))
+            continue
+        fit = _finish(
+            item,
+            next(solved),
+            flows=flows,
+            confidence=confidence,
+            knee_efficiency=knee_efficiency,
+            min_marginal_gain=min_marginal_gain,
+        )
+        out.append(ScalingVerdict(rid, frame, flows, direction, goal, model, fit))
     return out
 
 

@@ -180,3 +180,24 @@ def test_run_with_too_few_replica_counts_gets_a_refused_verdict(tmp_path: Path) 
     assert all("at least 3" in v.reasons[0] for v in verdicts)
     table = fits_table(verdicts)
     assert "sigma" not in table.columns
+
+
+def test_fitting_curves_together_gives_each_curve_its_own_result(tmp_path: Path) -> None:
+    for vendor in DEMO_VENDORS:
+        write_spec(tmp_path, SyntheticSpec(vendor, replicas=(1, 2, 3, 4, 6), seed=5))
+    runs = load_runs(tmp_path)
+    together = scaling_fits(runs, bootstrap_samples=300)
+    assert len(together) == 3 * 2 * 2  # runs × frame sizes × models
+    (one_run,) = [r for r in runs.manifests if "cgnat" in r]
+    alone = scaling_fits(runs, run_id=one_run, bootstrap_samples=300)
+    for verdict in alone:
+        twin = next(
+            t
+            for t in together
+            if (t.run_id, t.frame_size, t.model)
+            == (verdict.run_id, verdict.frame_size, verdict.model)
+        )
+        assert twin.verdict == verdict.verdict
+        if verdict.fit is not None and twin.fit is not None:
+            assert np.allclose(twin.fit.bootstrap_params, verdict.fit.bootstrap_params, rtol=1e-9)
+            assert twin.fit.ci == pytest.approx(verdict.fit.ci, rel=1e-9)
