@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import subprocess
+from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
@@ -76,18 +77,7 @@ def methodology(traffic: TrafficProfile) -> dict[str, Any]:
         "preset": traffic.search.preset,
         "warm_start": traffic.search.warm_start,
         "warm_start_margin": traffic.search.warm_start_margin,
-        "goals": [
-            {
-                "name": g.name,
-                "loss_ratio": g.loss_ratio,
-                "exceed_ratio": g.exceed_ratio,
-                "relative_width": g.relative_width,
-                "initial_trial_duration_s": g.initial_trial_duration_s,
-                "final_trial_duration_s": g.final_trial_duration_s,
-                "duration_sum_s": g.duration_sum_s,
-            }
-            for g in goals
-        ],
+        "goals": [asdict(g) for g in goals],
         "frame_sizes": list(traffic.frame_sizes),
         "flow_counts": list(traffic.flow_counts),
         "directions": [d.value for d in traffic.directions],

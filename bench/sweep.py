@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from bench.profiles import CnfProfile, TrafficProfile
@@ -154,16 +154,12 @@ class PointOutcome:
     latency: dict[str, TrialResult] = field(default_factory=dict)
 
 
+GOAL_FIELDS = tuple(f.name for f in fields(Goal))
+
+
 def goal_record(result: GoalResult) -> dict[str, Any]:
-    g = result.goal
     return {
-        "name": g.name,
-        "loss_ratio": g.loss_ratio,
-        "exceed_ratio": g.exceed_ratio,
-        "relative_width": g.relative_width,
-        "initial_trial_duration_s": g.initial_trial_duration_s,
-        "final_trial_duration_s": g.final_trial_duration_s,
-        "duration_sum_s": g.duration_sum_s,
+        **asdict(result.goal),
         "lower_bound_pps": result.lower_bound_pps,
         "upper_bound_pps": result.upper_bound_pps,
         "conditional_throughput_pps": result.conditional_throughput_pps,
@@ -413,25 +409,15 @@ class Sweep:
         record = self._throughput_records.get(point.key)
         if record is None:
             return
-        goals = []
-        for g in record["goals"]:
-            goal = Goal(
-                g["name"],
-                g["loss_ratio"],
-                g["exceed_ratio"],
-                g["relative_width"],
-                g["initial_trial_duration_s"],
-                g["final_trial_duration_s"],
-                g["duration_sum_s"],
+        goals = [
+            GoalResult(
+                Goal(**{k: g[k] for k in GOAL_FIELDS}),
+                g["lower_bound_pps"],
+                g["upper_bound_pps"],
+                g["conditional_throughput_pps"],
             )
-            goals.append(
-                GoalResult(
-                    goal,
-                    g["lower_bound_pps"],
-                    g["upper_bound_pps"],
-                    g["conditional_throughput_pps"],
-                )
-            )
+            for g in record["goals"]
+        ]
         result = SearchResult(record["method"], tuple(goals), ())
         ndr, pdr = self._ndr_pdr(result)
         self.results[point.key] = PointOutcome(
