@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIN_WALL_WAIT_S = 30.0
+
 Obj = dict[str, Any]
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -412,6 +414,12 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _wall_s(self, timeout_s: float) -> float:
+        """A timeout in testbed seconds as wall seconds to wait.  A scaled-down wait is
+        never shorter than `MIN_WALL_WAIT_S`: on a busy machine the API server's own
+        latency, not the lab's clock, would otherwise decide whether a wait times out."""
+        return max(timeout_s / self.time_scale, MIN_WALL_WAIT_S)
+
     @property
     def server(self) -> str:
         return str(self.api.configuration.host)
@@ -562,7 +570,7 @@ class Cluster:
             return (time.monotonic() - pending_since[0]) * self.time_scale >= pending_grace_s
 
         final, done_at = self._watch_workload(
-            ref, settled, started + timeout_s / self.time_scale, give_up
+            ref, settled, started + self._wall_s(timeout_s), give_up
         )
         status = _status_of(ref, final)
         elapsed = None if done_at is None else (done_at - started) * self.time_scale
@@ -808,7 +816,7 @@ class Cluster:
         with self._errors(f"delete pod {ref.namespace}/{victim}", ref):
             self.core.delete_namespaced_pod(victim, ref.namespace, body=body)
         log.info("deleted pod %s/%s of %s", ref.namespace, victim, ref)
-        deadline = started + timeout_s / self.time_scale
+        deadline = started + self._wall_s(timeout_s)
         gone_at, recovered_at, ready, new = self._watch_recovery(
             ref, status, victim, set(before), deadline
         )
@@ -928,7 +936,7 @@ class Cluster:
             else:
                 self.apps.patch_namespaced_stateful_set(ref.name, ref.namespace, patch)
         log.info("rolling %s container %s from %s to %s", ref, name, old, image)
-        deadline = started + timeout_s / self.time_scale
+        deadline = started + self._wall_s(timeout_s)
         final, done_at = self._watch_workload(ref, lambda o: _rolled_out(ref, o), deadline)
         if done_at is None:
             raise RolloutFailed(
@@ -1052,13 +1060,13 @@ class Cluster:
         self._originals.pop(ref, None)
         if selector:
             self._wait_no_pods(
-                ref.namespace, selector, time.monotonic() + timeout_s / self.time_scale
+                ref.namespace, selector, time.monotonic() + self._wall_s(timeout_s)
             )
         if installation.created_namespace:
             with self._errors(f"delete namespace {installation.namespace}"):
                 self.core.delete_namespace(installation.namespace)
             self._wait_namespace_gone(
-                installation.namespace, time.monotonic() + timeout_s / self.time_scale
+                installation.namespace, time.monotonic() + self._wall_s(timeout_s)
             )
         log.info("uninstalled %s from %s", installation.release, installation.namespace)
 
@@ -1070,7 +1078,7 @@ class Cluster:
             if current.metadata.deletion_timestamp is None:
                 return False
             log.info("namespace %s is being deleted; waiting for it to go", namespace)
-            self._wait_namespace_gone(namespace, time.monotonic() + timeout_s / self.time_scale)
+            self._wait_namespace_gone(namespace, time.monotonic() + self._wall_s(timeout_s))
         except ClusterError as exc:
             if "404" not in str(exc):
                 raise
