@@ -281,6 +281,7 @@ class _Replica:
     model: VendorModel
     ready_s: float
     removed_s: float | None = None
+    other_macs: tuple[str, ...] = ()  # the replica's further interfaces (one per port)
     rx_packets: float = 0.0
     rx_bytes: float = 0.0
     tx_packets: float = 0.0
@@ -355,13 +356,20 @@ class DataPlane:
         at_s: float,
         mac: str | None = None,
         model: VendorModel | None = None,
+        other_macs: Sequence[str] = (),
     ) -> None:
-        """A replica becomes ready at `at_s` and warms up from there."""
+        """A replica becomes ready at `at_s` and warms up from there.
+
+        Frames addressed to `mac` or to any of `other_macs` (a CNF with one VF per
+        generator port has one MAC per port) reach this replica alone.
+        """
         with self._lock:
             if replica_id in self.replica_ids():
                 raise LabError(f"replica {replica_id!r} is already in the data plane")
             self._forget_removed(at_s)
-            self._replicas.append(_Replica(replica_id, mac, model or self.model, at_s))
+            replica = _Replica(replica_id, mac, model or self.model, at_s)
+            replica.other_macs = tuple(m.lower() for m in other_macs)
+            self._replicas.append(replica)
             log.debug("replica %s ready at %.3f s", replica_id, at_s)
 
     def _forget_removed(self, now_s: float) -> None:
@@ -396,6 +404,15 @@ class DataPlane:
     def replica_macs(self) -> dict[str, str | None]:
         with self._lock:
             return {r.replica_id: r.mac for r in self._replicas if r.removed_s is None}
+
+    def addressed_macs(self) -> set[str]:
+        """Every MAC, lower case, that addresses one present replica."""
+        with self._lock:
+            out: set[str] = set()
+            for r in self._replicas:
+                if r.removed_s is None:
+                    out.update(m.lower() for m in (r.mac, *r.other_macs) if m)
+            return out
 
     def set_replicas(self, count: int, at_s: float, prefix: str = "replica") -> None:
         """Add or remove replicas (the newest first) until `count` are present."""
@@ -623,8 +640,9 @@ class DataPlane:
         if not members:
             return {}, []
         if lane.dst_mac is not None:
+            wanted = lane.dst_mac.lower()
             for m, r in enumerate(members):
-                if r.mac is not None and r.mac.lower() == lane.dst_mac.lower():
+                if (r.mac is not None and r.mac.lower() == wanted) or wanted in r.other_macs:
                     counts = [0] * len(members)
                     counts[m] = lane.flows
                     return {m: 1.0}, counts

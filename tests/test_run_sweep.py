@@ -247,3 +247,23 @@ def test_plan_is_printed_and_a_plan_over_budget_is_refused(tmp_path: Path) -> No
 def _journal_if_any(results: Path) -> list[dict[str, Any]]:
     found = list(results.glob("*/journal.jsonl"))
     return _journal(found[0].parent) if found else []
+
+
+def test_per_replica_steering_addresses_each_pod_on_both_ports(tmp_path: Path) -> None:
+    """Streams addressed by each pod's VF MACs (from its Multus network status) reach the
+    pods on both generator ports, so no replica idles the way flow hashing can leave one."""
+    for name in ("cnf-router.yaml", "traffic-small.yaml", "sweep-small.yaml"):
+        text = (FIXTURES / name).read_text().replace("../../../", f"{REPO}/")
+        (tmp_path / name).write_text(text)
+    testbed = (FIXTURES / "testbed-lab.yaml").read_text()
+    (tmp_path / "testbed-lab.yaml").write_text(
+        testbed.replace("steering: shared-front", "steering: per-replica")
+    )
+    done = _run(_sweep_argv(tmp_path / "results", profile=tmp_path / "sweep-small.yaml"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = analysis.load_runs(tmp_path / "results")
+    throughput = runs.points[runs.points["measure"] == "throughput"]
+    model = DataPlane(load_vendor("vpp-router"), seed=7, noise=False)
+    for row in throughput.itertuples():
+        truth = model.ground_truth(64, 1000, int(row.replicas), True, steering="per-replica")
+        assert row.ndr_pps == pytest.approx(truth, rel=0.05)

@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -69,7 +69,12 @@ class ReplicaSink(Protocol):
     """The data plane as the kubelet drives it (`lab.dataplane.DataPlane`)."""
 
     def add_replica(
-        self, replica_id: str, at_s: float, mac: str | None = None, model: Any = None
+        self,
+        replica_id: str,
+        at_s: float,
+        mac: str | None = None,
+        model: Any = None,
+        other_macs: Sequence[str] = (),
     ) -> None: ...
 
     def remove_replica(self, replica_id: str, at_s: float) -> None: ...
@@ -581,7 +586,10 @@ class Kubelet:
             container = state.containers[state.dataplane_container or ""]
             at_s = max(now, container.runs[-1].app_ready_s)
             mac = state.vfs[0].mac if state.vfs else None
-            self._sink.add_replica(state.replica_id, at_s, mac=mac, model=state.model)
+            others = [vf.mac for vf in state.vfs[1:]]
+            self._sink.add_replica(
+                state.replica_id, at_s, mac=mac, model=state.model, other_macs=others
+            )
             state.joined = True
             log.info("%s joined the data plane at %.3f s (mac %s)", state.replica_id, at_s, mac)
         elif not want and state.joined:

@@ -571,7 +571,7 @@ class Engine:
             port.tx_pps = port.tx_bps = port.rx_pps = port.rx_bps = 0.0
         if not actives or span_s <= 0:
             return
-        macs = {m.lower() for m in self.dataplane.replica_macs().values() if m}
+        macs = self.dataplane.addressed_macs()
         lanes = [
             Lane(
                 tx_port=a.port_id,
@@ -579,7 +579,7 @@ class Engine:
                 rate_pps=a.pps,
                 frame_sizes=((a.stream.l2_bytes, 1.0),),
                 flows=a.stream.flows,
-                dst_mac=a.stream.dst_mac if a.stream.dst_mac in macs else None,
+                dst_mac=a.stream.dst_mac if a.stream.dst_mac.lower() in macs else None,
                 measure_latency=a.stream.latency,
             )
             for a in actives
