@@ -64,13 +64,16 @@ def _small_run_profile(directory: Path, cnf: str) -> Path:
 
 @pytest.fixture(scope="module")
 def lab_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled demo (vpp-router, with its annex) and a short stateful-firewall run."""
+    """The bundled demo (vpp-router, with its annex) and short stateful-firewall and cgnat
+    runs: the three demo vendors, as the notebook compares them."""
     work = tmp_path_factory.mktemp("lab-runs")
     results = work / "results"
     commands = [
         [sys.executable, "-m", "bench.cli", "-q", "run", "--results-dir", str(results)],
         [sys.executable, "-m", "bench.cli", "-q", "run",
          str(_small_run_profile(work, "stateful-firewall")), "--results-dir", str(results)],
+        [sys.executable, "-m", "bench.cli", "-q", "run",
+         str(_small_run_profile(work, "cgnat")), "--results-dir", str(results)],
     ]  # fmt: skip
     procs = [
         subprocess.Popen(c, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -155,5 +158,5 @@ def test_notebook_runs_on_lab_results(lab_results: Path, monkeypatch: pytest.Mon
     text = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
-    assert "fdio-like" in text and "acme-fw" in text
+    assert "fdio-like" in text and "acme-fw" in text and "natco" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
