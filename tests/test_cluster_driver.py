@@ -381,10 +381,18 @@ def test_installing_twice_updates_in_place(cluster: Cluster, installed: Workload
 def test_eviction_respects_the_charts_disruption_budget(
     cluster: Cluster, installed: WorkloadRef
 ) -> None:
-    # The vpp-router chart allows one voluntary disruption at a time.
-    cluster.scale(installed, 2, timeout_s=60)
-    first, second = (p.name for p in cluster.pods(installed) if p.ready)
+    # The vpp-router chart allows one voluntary disruption at a time.  Pods that take
+    # 40 lab seconds to start (0.8 wall seconds here; the startup probe allows 60) keep
+    # the evicted pod's replacement from becoming Ready, and restoring the budget,
+    # before the second eviction.
+    template = {"metadata": {"annotations": {"lab.cnfbench.io/startup-seconds": "40"}}}
+    cluster.apps.patch_namespaced_deployment(
+        installed.name, installed.namespace, {"spec": {"template": template}}
+    )
+    cluster.wait_ready(installed, timeout_s=600)
+    cluster.scale(installed, 2, timeout_s=600)
+    first, second = (p.name for p in cluster.pods(installed) if p.ready and not p.terminating)
     assert cluster.evict_pod(installed.namespace, first)
     assert not cluster.evict_pod(installed.namespace, second)  # the budget is spent
-    recovered = cluster.wait_ready(installed, timeout_s=60)
+    recovered = cluster.wait_ready(installed, timeout_s=600)
     assert recovered.ready
