@@ -161,8 +161,10 @@ def _execute_in(store: RunStore, bundle: RunBundle, plan: Plan, options: RunOpti
         status="running", started_at=store.manifest.get("started_at") or time.time()
     )
     outcome = RunOutcome(store.directory, plan, "running")
+    command = "run" if options.checks else "sweep"
     with _terminate_as_interrupt(), RunProgress(plan.trials) as progress:
         env = environment.Environment(bundle, store, progress, force=options.force)
+        status = "failed"  # unless the stages finish or an interrupt says otherwise
         try:
             env.enter()
             _stages(
@@ -174,24 +176,24 @@ def _execute_in(store: RunStore, bundle: RunBundle, plan: Plan, options: RunOpti
                 progress=progress,
                 outcome=outcome,
             )
+            status = "done"
         except KeyboardInterrupt as exc:
-            store.update_manifest(status="interrupted")
-            env.cleanup()
+            status = "interrupted"
             raise Interrupted(
                 f"run interrupted ({exc or 'SIGINT'}); traffic stopped, replicas restored. "
-                f"Continue with: cnfbench run {bundle.run.path} --resume {store.directory.name}"
+                f"Continue with: cnfbench {command} {bundle.run.path} "
+                f"--resume {store.directory.name}"
             ) from exc
         except (BenchError, OSError) as exc:
-            store.update_manifest(status="failed", failure=str(exc).splitlines()[0])
-            env.cleanup()
+            store.update_manifest(failure=str(exc).splitlines()[0])
             if isinstance(exc, BenchError):
                 raise
             raise RunFailed(f"{store.directory}: {exc}") from exc
-        except BaseException:
-            store.update_manifest(status="failed")
+        finally:
+            # a bug keeps its traceback, but the run is still marked and cleaned up
             env.cleanup()
-            raise
-        env.cleanup()
+            if status != "done":
+                store.update_manifest(status=status)
     outcome.status = "done"
     store.update_manifest(status="done", finished_at=time.time())
     if options.annex:
