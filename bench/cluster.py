@@ -1059,9 +1059,7 @@ class Cluster:
                 self._delete_object(obj)
         self._originals.pop(ref, None)
         if selector:
-            self._wait_no_pods(
-                ref.namespace, selector, time.monotonic() + self._wall_s(timeout_s)
-            )
+            self._wait_no_pods(ref.namespace, selector, time.monotonic() + self._wall_s(timeout_s))
         if installation.created_namespace:
             with self._errors(f"delete namespace {installation.namespace}"):
                 self.core.delete_namespace(installation.namespace)
