@@ -72,7 +72,7 @@ RELEASES = {
 }
 PUBLISH_INTERVAL_S = 0.2  # wall seconds between async stats; the legacy client times out at 3
 MAX_QUEUED_EVENTS = 10000
-START_HOLD_WALL_S = 0.015  # ports started within this much wall time begin together
+START_HOLD_WALL_S = 0.04  # ports started within this much wall time begin together
 NO_API_H = frozenset({"api_sync", "api_sync_v2", "get_version", "ping"})
 
 
