@@ -946,9 +946,9 @@ def render_annex(
     try:
         files = _write(staging, derived.summary, rendered)
         _replace_dir(staging, out_dir)
-    except BaseException:
+    finally:
+        # after a failure nothing half-written stays; after success staging is gone
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("annex of %d run(s) written to %s", len(runs.manifests), out_dir)
     return Annex(out_dir, derived.summary, {k: out_dir / v for k, v in files.items()})
 
