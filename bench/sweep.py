@@ -429,11 +429,7 @@ class Sweep:
         self._throughput_records = {}
         for record in records:
             if record.get("type") == "point" and record.get("measure") == "throughput":
-                p = record["point"]
-                point = Point(
-                    p["replicas"], p["frame_size"], p["flows"], Direction(p["direction"])
-                )
-                self._throughput_records[point.key] = record
+                self._throughput_records[_point_of(record).key] = record
 
     def _emit(self, stage: str, point: Point | None, message: str) -> None:
         log.info("%s", message)
@@ -459,6 +455,11 @@ def _worst_latency(result: TrialResult) -> dict[str, Any] | None:
     return summary
 
 
+def _point_of(record: Mapping[str, Any]) -> Point:
+    p = record["point"]
+    return Point(p["replicas"], p["frame_size"], p["flows"], Direction(p["direction"]))
+
+
 def finished_measures(records: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
     """Per point key, what the journal completed: ``throughput``, ``latency:<load>``,
     ``sessions``."""
@@ -466,8 +467,7 @@ def finished_measures(records: Sequence[Mapping[str, Any]]) -> dict[str, set[str
     for record in records:
         if record.get("type") != "point":
             continue
-        p = record["point"]
-        key = Point(p["replicas"], p["frame_size"], p["flows"], Direction(p["direction"])).key
+        key = _point_of(record).key
         measure = str(record.get("measure"))
         if measure == "latency":
             measure = f"latency:{record.get('load_label')}"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from traffic.errors import SearchError
 from traffic.model import Goal, GoalResult, MeasureFn, SearchHints, SearchResult, TrialResult
+from traffic.search.common import check_search_args
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,7 @@ class BinarySearch:
         max_load_pps: float,
         hints: SearchHints | None = None,
     ) -> SearchResult:
-        if not goals:
-            raise SearchError("a search needs at least one goal")
-        if not 0 < min_load_pps < max_load_pps:
-            raise SearchError(f"need 0 < min load < max load, got {min_load_pps}, {max_load_pps}")
+        check_search_args(goals, min_load_pps, max_load_pps)
         durations = {g.final_trial_duration_s for g in goals}
         if len(durations) != 1:
             raise SearchError(f"{self.name}: goals must share one final trial duration")

@@ -25,6 +25,7 @@ from MLRsearch import SearchGoal as MlrGoal
 
 from traffic.errors import SearchError
 from traffic.model import Goal, GoalResult, MeasureFn, SearchHints, SearchResult, TrialResult
+from traffic.search.common import check_search_args
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,7 @@ class MlrSearch:
         max_load_pps: float,
         hints: SearchHints | None = None,
     ) -> SearchResult:
-        if not goals:
-            raise SearchError("a search needs at least one goal")
-        if not 0 < min_load_pps < max_load_pps:
-            raise SearchError(f"need 0 < min load < max load, got {min_load_pps}, {max_load_pps}")
+        check_search_args(goals, min_load_pps, max_load_pps)
         if hints is not None:
             log.debug("mlrsearch starts from the forwarding rate at max load; hints unused")
         library_goals = [to_library_goal(g) for g in goals]
