@@ -34,6 +34,23 @@ def test_outage_is_lost_frames_over_the_offered_rate() -> None:
     assert figures.offered == 800_000 and figures.samples == 8
 
 
+def test_frames_in_flight_at_start_up_are_not_loss() -> None:
+    # the sample in which traffic began flowing misses the frames still in flight; the
+    # last sample, read after the traffic stopped, brings them back
+    samples = [sample(0), sample(100_000, lost=64)] + [sample(100_000)] * 4
+    samples.append(TrafficSample(0.0, 100_000, 100_064))
+    figures = figures_from_samples(
+        "pod-delete", samples, LOAD_PPS, replicas=2, baseline=3, start_up=2
+    )
+    assert figures.baseline_lost_frames == 0
+    assert figures.lost_frames == 0 and figures.loss_period_s == 0.0
+    # the same deficit after the start-up is loss like any other
+    late = figures_from_samples(
+        "pod-delete", samples, LOAD_PPS, replicas=2, baseline=3, start_up=0
+    )
+    assert late.baseline_lost_frames == 64
+
+
 def test_no_loss_and_duplicates() -> None:
     samples = [sample(10_000), TrafficSample(0.0, 10_000, 10_002)]
     figures = figures_from_samples("scale-in", samples, LOAD_PPS, replicas=3)

@@ -85,12 +85,18 @@ def figures_from_samples(
     samples: Sequence[TrafficSample],
     load_pps: float,
     replicas: int,
+    *,
     baseline: int = 0,
+    start_up: int = 0,
 ) -> DisruptionFigures:
     """Loss figures from the samples of one continuous run at `load_pps` (aggregate).
 
-    The first `baseline` samples were taken before the event; their loss is reported
-    apart, and counts in ``lost_frames`` like every other frame.
+    The first `start_up` samples were taken while the traffic came up: counters read
+    while frames are in flight miss those frames, so the sample in which the traffic
+    began flowing shows a deficit that the last sample returns.  They count in the
+    totals but not in the loss period.  The `baseline` samples after them were taken
+    before the event; their loss is reported apart, and counts in ``lost_frames`` like
+    every other frame.
     """
     if not load_pps > 0:
         raise ValueError(f"load must be positive, got {load_pps}")
@@ -102,14 +108,16 @@ def figures_from_samples(
     start_s = 0.0
     first_loss_s: float | None = None
     last_loss_s = 0.0
-    for s in samples:
+    for index, s in enumerate(samples):
         length_s = s.offered / load_pps
-        if _lossy(s):
+        if index >= start_up and _lossy(s):
             first_loss_s = start_s if first_loss_s is None else first_loss_s
             last_loss_s = start_s + length_s
         start_s += length_s
     loss_period_s = 0.0 if first_loss_s is None else last_loss_s - first_loss_s
-    baseline_lost = sum(max(0, s.offered - s.forwarded) for s in samples[:baseline])
+    baseline_lost = sum(
+        max(0, s.offered - s.forwarded) for s in samples[start_up : start_up + baseline]
+    )
     return DisruptionFigures(
         event=event,
         replicas=replicas,
@@ -156,14 +164,14 @@ def _sleep_interval(ctx: CheckContext) -> None:
     time.sleep(ctx.sample_interval_s / scale)
 
 
-def _wait_flowing(ctx: CheckContext, generator: Any, event: str) -> None:
+def _wait_flowing(ctx: CheckContext, generator: Any, event: str) -> int:
     """Until a sample shows frames sent and received: ports take a moment to start, and
-    an event before the traffic flows would cost nothing."""
-    for _ in range(FLOWING_SAMPLES_MAX):
+    an event before the traffic flows would cost nothing.  Returns the samples taken."""
+    for taken in range(1, FLOWING_SAMPLES_MAX + 1):
         _sleep_interval(ctx)
         sample = generator.sample_continuous()
         if sample.offered > 0 and sample.forwarded > 0:
-            return
+            return taken
     raise DisruptionError(f"{event}: no traffic came back through the CNF before the event")
 
 
@@ -180,7 +188,7 @@ def under_traffic(
     generator = ctx.generator
     generator.start_continuous(ctx.streams, load_pps)
     try:
-        _wait_flowing(ctx, generator, event)
+        start_up = _wait_flowing(ctx, generator, event)
         for _ in range(BASELINE_SAMPLES):
             _sleep_interval(ctx)
             generator.sample_continuous()
@@ -200,7 +208,9 @@ def under_traffic(
             clean = clean + 1 if (done and not _lossy(sample)) else 0
     finally:
         samples = generator.stop_continuous()
-    return figures_from_samples(event, samples, load_pps, replicas, BASELINE_SAMPLES)
+    return figures_from_samples(
+        event, samples, load_pps, replicas, baseline=BASELINE_SAMPLES, start_up=start_up
+    )
 
 
 def _skip_if_single(_ctx: CheckContext, replicas: int) -> Outcome | None:

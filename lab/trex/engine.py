@@ -196,12 +196,12 @@ class Engine:
         window_s: float = 1.0,
         *,
         events: EventSink | None = None,
-        start_hold_s: float = 0.0,
+        join_s: float = 0.0,
         in_flight_s: float = 0.0,
     ) -> None:
         self.dataplane = dataplane
         self.window_s = window_s
-        self.start_hold_s = start_hold_s
+        self.join_s = join_s
         self.in_flight_s = in_flight_s
         self._events = events or (lambda _kind, _data: None)
         speeds = dataplane.port_speeds_bps
@@ -219,6 +219,8 @@ class Engine:
         self.trials_run = 0
         self.windows = 0
         self._advancing = False
+        # an open start: (its instant, lab time until which idle ports may still join it)
+        self._join: tuple[float, float] | None = None
 
     # --- streams
 
@@ -285,7 +287,7 @@ class Engine:
             raise EngineError("unable to start traffic - no streams attached to port")
         self.advance(now_s)
         factor = self._factor(port, streams, mul, force)
-        start_s = self._start_time(now_s)
+        start_s = self._join[0] if self._join is not None else now_s
         end_s = start_s + duration_s if duration_s > 0 else None
         actives = self._schedule(port, streams, factor, start_s, end_s)
         if self.trial is None:
@@ -297,20 +299,40 @@ class Engine:
             self.trial_start_s = start_s
             self.trials_run += 1
         port.run = Run(port_id, start_s, end_s, factor, actives, profile)
+        if self._join is None and self.join_s > 0 and self._joiners(port):
+            self._join = (start_s, now_s + self.join_s)
+        elif self._join is not None and not self._joiners(port):
+            self._join = None
         self._port_event(port, EVENT_PORT_STARTED)
         log.debug("port %d starts at %.3f s, factor %.6g, end %s", port_id, start_s, factor, end_s)
 
-    def _start_time(self, now_s: float) -> float:
-        """When a start requested at `now_s` begins.
+    def _joiners(self, started: PortState) -> list[PortState]:
+        """Idle ports of the same owner with streams to send: they may join `started`'s start.
 
         Clients start ports one RPC at a time.  On real TRex those RPCs are
-        microseconds apart; in lab time, scaled up, they would be seconds apart and
-        one direction would run alone at each end of a trial.  So a start waits
-        `start_hold_s`, and a start arriving while another port's start is pending
-        joins it, making both begin at the same instant.
+        microseconds apart; in lab time, scaled up, they would be seconds apart and one
+        direction would run alone at each end of a trial.  So while such a port is still
+        idle, a start stays open for `join_s`: time is not forwarded past its instant, and
+        a port started meanwhile begins at that same instant.  The start closes as soon as
+        the last such port joins, so a complete start costs no waiting.
         """
-        pending = [p.run.started_s for p in self.ports if p.run and p.run.started_s > now_s]
-        return min(pending) if pending else now_s + self.start_hold_s
+        return [
+            p
+            for p in self.ports
+            if p.run is None
+            and p is not started
+            and p.owner == started.owner
+            and p.link_up
+            and any(s.enabled for s in p.streams.values())
+        ]
+
+    def next_event_s(self) -> float | None:
+        """The lab instant of the next thing that happens without a request: a run's end
+        or an open start closing (None when nothing is scheduled)."""
+        if self._join is not None:
+            return self._join[1]  # time stands still at the start until then
+        instants = [p.run.end_s for p in self.ports if p.run and p.run.end_s is not None]
+        return min(instants) if instants else None
 
     def _factor(
         self, port: PortState, streams: list[Stream], mul: dict[str, Any], force: bool
@@ -512,6 +534,11 @@ class Engine:
         """
         if self._advancing:
             return  # an event raised while advancing reads counters; no nested windows
+        if self._join is not None:
+            if flush or now_s >= self._join[1]:
+                self._join = None  # a stop or change, or nobody joined in time
+            else:
+                now_s = min(now_s, self._join[0])
         self._advancing = True
         try:
             self._advance(now_s, flush)
