@@ -122,6 +122,23 @@ def test_hints_narrow_and_widen_when_the_truth_lies_outside(truth: float) -> Non
         assert len(sut.calls) < len(cold.calls)  # a right hint saves trials
 
 
+def test_a_hint_earlier_trials_contradict_moves_next_to_them() -> None:
+    # the PDR's hint lies far below what the NDR's trials already showed to be good:
+    # the PDR search starts next to that bound, not from the full range at max load
+    capacity = 5.0e5
+    hints = SearchHints(
+        goal_bounds={"NDR": (4.99e5, 5.01e5), "PDR": (2.0e5, 2.2e5)},
+    )
+    sut = StepSut(capacity_pps=capacity)
+    goals = GOAL_PRESETS["rfc2544"]
+    result = BinarySearch(verification=False).search(sut.measure, goals, 1e4, 1e6, hints)
+    assert all(load < 6e5 for _, load in sut.calls)
+    for outcome in result.goals:
+        truth = capacity / (1 - outcome.goal.loss_ratio)
+        assert outcome.lower_bound_pps is not None and outcome.upper_bound_pps is not None
+        assert outcome.lower_bound_pps <= truth < outcome.upper_bound_pps
+
+
 def test_bad_arguments_are_search_errors() -> None:
     sut = StepSut(capacity_pps=1e5)
     with pytest.raises(SearchError, match="min load"):

@@ -22,7 +22,9 @@ ratio, so the PDR search starts from the NDR result.
 Hints (a warm start from a neighbouring point of the sweep) replace the initial
 interval with provisional bounds.  Provisional bounds are verified only when the
 bisection converges onto them; a bound that fails verification moves the interval
-outwards by twice the previous step, so a wrong hint costs a few trials, not the result.
+outwards, by half the hint's width and then by twice the previous step each time, so a
+wrong hint costs a few trials, not the result.  A hint that the trials of an earlier goal
+already contradict is moved next to the bound that contradicts it.
 """
 
 from __future__ import annotations
@@ -183,7 +185,8 @@ class BinarySearch:
         if hi is None:
             # max load is a lower bound: the DUT forwards everything the ports carry
             return self._result(history, goal, rule, lo.load_pps, None)
-        step = span = hi.load_pps - lo.load_pps
+        span = hi.load_pps - lo.load_pps
+        step = span / 4  # doubled before each use: the first widening is half the span
         while True:
             self._bisect(history, goal, rule, (lo, hi), span)
             if not lo.verified:
@@ -245,6 +248,14 @@ class BinarySearch:
         maximum frame rate)."""
         known_lo, known_hi = history.known(goal, rule)
         hint_lo, hint_hi = hint
+        if hint_lo is not None and hint_hi is not None and hint_hi > hint_lo:
+            # A hint the trials so far already contradict keeps its width but moves next
+            # to the bound that contradicts it, instead of falling back to the full range.
+            width = hint_hi - hint_lo
+            if known_lo is not None and hint_hi <= known_lo:
+                hint_lo, hint_hi = None, known_lo + width
+            elif known_hi is not None and hint_lo >= known_hi:
+                hint_lo, hint_hi = known_hi - width, None
         lo = _Bound(known_lo, True) if known_lo is not None else _Bound(min_pps, False)
         hi = _Bound(known_hi, True) if known_hi is not None else None
         inside = hi is None or (hint_lo is not None and hint_lo < hi.load_pps)

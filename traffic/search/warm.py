@@ -8,6 +8,13 @@ for shared resources scale less than linearly.  The hint is the estimate with a
 relative margin either side.  Hints are estimates: the binary searches treat them as
 provisional bounds and widen when the truth lies outside.
 
+The curve is fitted to the goal with the highest loss ratio (the PDR of the presets),
+and every other goal's estimate is that curve times the goal's median ratio to it at
+the points measured.  A zero-loss bound is the one a single transient loss event drags
+down at random, so a curve through the NDRs of a noisy or bursty CNF extrapolates its
+accidents; the PDR's curve is steadier, and the NDR/PDR ratio varies little with the
+replica count.
+
 Use one `SweepWarmStart` per sweep::
 
     warm = SweepWarmStart(margin=0.1)
@@ -19,6 +26,7 @@ Use one `SweepWarmStart` per sweep::
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -126,8 +134,9 @@ def _family(point: Point) -> tuple[str, int, str]:
 class SweepWarmStart:
     """Remembers the results per traffic configuration and hints the next replica count.
 
-    Hints centre on `usl_estimate` of each goal's lower bounds measured so far, with
-    `margin` either side.
+    Hints centre on `usl_estimate` of the lower bounds of the goal with the highest
+    loss ratio measured so far, times each goal's median ratio to it, with `margin`
+    either side (see the module docstring).
     """
 
     margin: float = 0.1
@@ -137,20 +146,42 @@ class SweepWarmStart:
         done = [(r, res) for r, res in self._done.get(_family(point), []) if r != point.replicas]
         if not done:
             return None
-        bounds: dict[str, tuple[float | None, float | None]] = {}
-        relative = _relative_bounds(done[-1][1])
-        for goal in done[-1][1].goals:
-            name = goal.goal.name
-            points = [
-                (r, g.lower_bound_pps)
-                for r, res in done
-                for g in res.goals
-                if g.goal.name == name and g.lower_bound_pps is not None
-            ]
-            if points:
-                estimate = usl_estimate(points, point.replicas)
-                bounds[name] = (estimate * (1 - self.margin), estimate * (1 + self.margin))
-        return SearchHints(goal_bounds=bounds, relative_bounds=relative)
+        estimates = anchored_estimates(done, point.replicas)
+        bounds: dict[str, tuple[float | None, float | None]] = {
+            name: (estimate * (1 - self.margin), estimate * (1 + self.margin))
+            for name, estimate in estimates.items()
+        }
+        return SearchHints(goal_bounds=bounds, relative_bounds=_relative_bounds(done[-1][1]))
 
     def record(self, point: Point, result: SearchResult) -> None:
         self._done.setdefault(_family(point), []).append((point.replicas, result))
+
+
+def anchored_estimates(
+    done: Sequence[tuple[int, SearchResult]], replicas: int
+) -> dict[str, float]:
+    """Per goal, the throughput expected at `replicas` from the (replicas, result) pairs
+    measured: the USL curve of the highest-loss goal's lower bounds, times the goal's
+    median ratio to that goal over the replica counts where both were found."""
+    found: dict[int, dict[str, float]] = {}
+    loss_ratios: dict[str, float] = {}
+    for measured, result in done:
+        for outcome in result.goals:
+            loss_ratios[outcome.goal.name] = outcome.goal.loss_ratio
+            if outcome.lower_bound_pps is not None and outcome.lower_bound_pps > 0:
+                found.setdefault(measured, {})[outcome.goal.name] = outcome.lower_bound_pps
+    out: dict[str, float] = {}
+    # anchors in order of preference: the highest loss ratio first, falling back to the
+    # next when a goal found no lower bound anywhere
+    for anchor in sorted(loss_ratios, key=lambda name: -loss_ratios[name]):
+        points = [(r, bounds[anchor]) for r, bounds in found.items() if anchor in bounds]
+        if not points:
+            continue
+        curve = usl_estimate(points, replicas)
+        for name in loss_ratios:
+            if name in out:
+                continue
+            ratios = [b[name] / b[anchor] for b in found.values() if name in b and anchor in b]
+            if ratios:
+                out[name] = curve * statistics.median(ratios)
+    return out
