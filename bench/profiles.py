@@ -200,7 +200,7 @@ class GeneratorSpec(Strict):
     type: Literal["trex", "nfvbench"] = "trex"
     host: str = "127.0.0.1"
     client: Literal["auto", "current", "legacy"] = "auto"
-    trex_path: str | None = None  # a TRex installation's automation directory
+    trex_path: str | None = None  # a TRex installation's root, or its client directory
     sync_port: int = Field(4501, ge=1, le=65535)
     async_port: int = Field(4500, ge=1, le=65535)
     nfvbench_url: str | None = None

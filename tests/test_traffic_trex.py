@@ -3,6 +3,7 @@ searches that find the model's NDR/PDR, faults that become invalid trials and re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +24,8 @@ from traffic.search import make_search
 from traffic.trex.driver import TrexConfig, TrexGenerator, probe_api
 from traffic.trial import TrialRunner
 
-# The lab starts each port on its own start RPC, a few milliseconds of wall time apart;
-# at a modest time scale that is a few percent of a trial, so both directions overlap.
+# A modest time scale: a 5 s trial lasts 0.2 s of wall time, long enough for the tests
+# that kill or hang the worker mid-trial to land inside it.
 TIME_SCALE = 25.0
 REPLICAS = 2
 FLOWS = 1024
@@ -186,6 +188,46 @@ def test_client_choice_is_explained_and_a_mismatch_is_a_clear_error() -> None:
         lab.server.stop()
     with pytest.raises(GeneratorUnavailable, match="no TRex server answered"):
         probe_api("127.0.0.1", lab.sync_port, timeout_s=0.5)
+
+
+def _package(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, f"{name} is not installed"
+    return Path(spec.origin).parent
+
+
+def _installation(root: Path, release: str) -> Path:
+    """A TRex installation's layout, its client directories linked to the installed
+    client packages: ``<root>/<release>/automation/trex_control_plane/{interactive,stl}``
+    and ``external_libs``."""
+    current, legacy = (_package("lbr_trex_client"), _package("trex_stl_lib"))
+    install = root / release
+    plane = install / "automation" / "trex_control_plane"
+    (plane / "stl").mkdir(parents=True)
+    (plane / "interactive").symlink_to(current / "interactive", target_is_directory=True)
+    (plane / "stl" / "trex_stl_lib").symlink_to(legacy, target_is_directory=True)
+    (install / "external_libs").symlink_to(current / "external_libs", target_is_directory=True)
+    return install
+
+
+@pytest.mark.parametrize(("api", "client"), [("v3.04", "current"), ("v2.87", "legacy")])
+def test_the_client_of_a_trex_installation_is_used(tmp_path: Path, api: str, client: str) -> None:
+    install = _installation(tmp_path, api)
+    lab = Lab(api)
+    try:
+        with TrexGenerator(lab.config(trex_path=str(install))) as gen:
+            assert gen.info is not None
+            # the worker imported the library through the installation's directory
+            assert str(install / "automation" / "trex_control_plane") in gen.info.client
+            result = gen.run_trial(TrialSpec(STREAMS, 2e6, 5.0))
+            assert result.valid, result.invalid_reason
+            assert [lane.forwarded for lane in result.lanes] == [5_000_000] * 2
+        empty = tmp_path / "not-trex"
+        empty.mkdir()
+        with pytest.raises(GeneratorUnavailable, match=f"trex_path {empty}: no {client} TRex"):
+            TrexGenerator(lab.config(trex_path=str(empty))).open()
+    finally:
+        lab.server.stop()
 
 
 CONTROLLER = """

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -56,6 +57,32 @@ log = logging.getLogger(__name__)
 CURRENT_API = {"name": "STL", "major": 5, "minor": 1}  # what trex.stl 3.04 sends
 LEGACY_API = [{"type": "core", "major": 4, "minor": 1}]  # what trex-stl-lib 0.3 sends
 SHORTFALL_TOLERANCE = 0.01  # achieved tx rate this far below intended earns a warning
+# Where each client generation lives in a TRex installation (relative to its root), and
+# the file that shows it is there.
+CLIENT_LAYOUT = {
+    "current": ("trex/stl/api.py", ("automation/trex_control_plane/interactive", "")),
+    "legacy": (
+        "trex_stl_lib/api.py",
+        ("automation/trex_control_plane/stl", "automation/trex_control_plane/interactive", ""),
+    ),
+}
+
+
+def client_directory(trex_path: str, client: str) -> str:
+    """The directory to import `client`'s library from, given a TRex installation's root
+    (``/opt/trex/v3.04``) or the client directory inside it."""
+    marker, places = CLIENT_LAYOUT[client]
+    root = Path(trex_path).expanduser()
+    tried = []
+    for place in places:
+        candidate = root / place if place else root
+        if (candidate / marker).is_file():
+            return str(candidate.absolute())
+        tried.append(str(candidate / marker))
+    raise GeneratorUnavailable(
+        f"testbed generator.trex_path {trex_path}: no {client} TRex client there "
+        f"(looked for {', '.join(tried)})"
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,7 @@ class TrexConfig:
     sync_port: int = 4501
     async_port: int = 4500
     client: str = "auto"  # "auto", "current" or "legacy"
-    trex_path: str | None = None  # a TRex installation's client directory
+    trex_path: str | None = None  # a TRex installation, or its client directory
     ports: tuple[PortTarget, ...] = (PortTarget(0), PortTarget(1))
     port_speeds_bps: Mapping[int, float] = field(default_factory=dict)  # from the profile
     rx_delay_s: float = 0.1
@@ -207,7 +234,7 @@ class TrexGenerator:
             log.info("TRex client: %s (%s)", self.choice.client, self.choice.reason)
         args = ["--client", self.choice.client]
         if config.trex_path:
-            args += ["--trex-path", config.trex_path]
+            args += ["--trex-path", client_directory(config.trex_path, self.choice.client)]
         channel = WorkerChannel("traffic.trex.worker", args, name="trex-worker")
         channel.start()
         self._channel = channel

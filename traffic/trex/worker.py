@@ -49,21 +49,29 @@ LIBRARY_FAILURES: tuple[type[BaseException], ...] = (
 
 
 def load_library(client: str, trex_path: str | None) -> tuple[types.ModuleType, str]:
-    """Import the STL API of one client generation; return it and its description."""
+    """Import the STL API of one client generation; return it and where it came from.
+
+    With `trex_path` (a client directory of a TRex installation) that directory comes
+    first on `sys.path`, so the installation's client is the one imported."""
+    if trex_path:
+        sys.path.insert(0, trex_path)
     if client == "current":
-        if trex_path:
-            sys.path.insert(0, trex_path)
-            source = f"trex.stl from {trex_path}"
-        else:
+        if not trex_path:
             importlib.import_module("lbr_trex_client")  # puts TRex's client on sys.path
-            source = "trex.stl from lbr-trex-client"
-        return importlib.import_module("trex.stl.api"), source
+        api = importlib.import_module("trex.stl.api")
+        return api, f"trex.stl from {_package_dir(api, 3)}"
     if client == "legacy":
-        if trex_path:
-            sys.path.insert(0, trex_path)
-        legacy_api = importlib.import_module("trex_stl_lib.api")
-        return legacy_api, "trex_stl_lib" + (f" from {trex_path}" if trex_path else "")
+        api = importlib.import_module("trex_stl_lib.api")
+        return api, f"trex_stl_lib from {_package_dir(api, 2)}"
     raise SystemExit(f"unknown client {client!r}")
+
+
+def _package_dir(module: types.ModuleType, depth: int) -> str:
+    """The directory `depth` levels above `module`'s file: where its package was found."""
+    path = os.path.abspath(module.__file__ or "")
+    for _ in range(depth):
+        path = os.path.dirname(path)
+    return path
 
 
 class Session:
