@@ -441,6 +441,23 @@ def test_latency_stream_keeps_its_own_rate(rpc: Rpc) -> None:
     assert latency["lat"]["hdrh"].startswith("HISTF")
 
 
+def test_a_paused_timed_run_outlives_its_end_and_schedules_nothing(
+    rpc: Rpc, server: TRexServer
+) -> None:
+    h0 = own(rpc, 0)
+    rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1000.0))
+    mul = {"type": "raw", "value": 1.0}
+    rpc.call("start_traffic", handler=h0, port_id=0, mul=mul, duration=20.0, force=False)
+    rpc.call("pause_traffic", handler=h0, port_id=0)
+    time.sleep(0.15)  # 30 lab seconds: past the run's planned end
+    assert rpc.call("get_port_status", port_id=0)["state"] == "PAUSE"
+    with server.lock:
+        assert server.engine.next_event_s() is None  # nothing for the async loop to wait on
+    rpc.call("resume_traffic", handler=h0, port_id=0)
+    wait_idle(rpc, 0)
+    assert rpc.call("get_port_stats", port_id=0)["opackets"] == 20_000
+
+
 def test_pause_resume_update(rpc: Rpc) -> None:
     h0 = own(rpc, 0)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1000.0))

@@ -331,7 +331,11 @@ class Engine:
         or an open start closing (None when nothing is scheduled)."""
         if self._join is not None:
             return self._join[1]  # time stands still at the start until then
-        instants = [p.run.end_s for p in self.ports if p.run and p.run.end_s is not None]
+        instants = [
+            p.run.end_s
+            for p in self.ports
+            if p.run and p.run.end_s is not None and p.run.paused_at_s is None
+        ]
         return min(instants) if instants else None
 
     def _factor(
