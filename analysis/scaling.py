@@ -216,10 +216,15 @@ def _point_fit(r: FloatArray, y: FloatArray, free_kappa: bool) -> FloatArray:
 
 # --- derived quantities --------------------------------------------------------------
 
+# A crosstalk coefficient below this is zero: its peak would lie beyond a million
+# replicas even with no contention at all.
+KAPPA_ZERO = 1e-12
+
 
 def peak_replicas(sigma: float, kappa: float) -> float:
-    """R* = √((1 − σ)/κ), the replica count of peak throughput under the USL."""
-    if kappa <= 0.0:
+    """R* = √((1 − σ)/κ), the replica count of peak throughput under the USL; inf when κ
+    is zero (the bounded solver leaves κ at about 1e-17 then, not at 0.0)."""
+    if kappa <= KAPPA_ZERO:
         return math.inf
     return math.sqrt(max(1.0 - sigma, 0.0) / kappa)
 
@@ -443,7 +448,9 @@ def _finish(
     dof = len(counts) - k
     with np.errstate(divide="ignore"):
         peaks = np.where(
-            boot[:, 2] > 0, np.sqrt(np.maximum(1.0 - boot[:, 1], 0.0) / boot[:, 2]), np.inf
+            boot[:, 2] > KAPPA_ZERO,
+            np.sqrt(np.maximum(1.0 - boot[:, 1], 0.0) / boot[:, 2]),
+            np.inf,
         )
     lam, sigma, kappa = (float(v) for v in params)
     ci = {

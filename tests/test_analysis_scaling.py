@@ -137,6 +137,7 @@ def test_too_few_flows_for_the_replicas_is_stated() -> None:
 def test_derived_quantities_match_their_formulas() -> None:
     assert peak_replicas(0.05, 0.002) == pytest.approx(math.sqrt(0.95 / 0.002))
     assert math.isinf(peak_replicas(0.1, 0.0))
+    assert math.isinf(peak_replicas(0.03, 4e-19))  # kappa left at the bound by the solver
     eff = modelled_efficiency(np.array([1.0, 4.0]), 0.1, 0.01)
     assert eff[0] == 1.0
     assert eff[1] == pytest.approx(1 / (1 + 0.3 + 0.12))
