@@ -339,45 +339,57 @@ def test_continuous_duration_counts_exactly(rpc: Rpc) -> None:
     assert pgs["1"]["rp"]["1"] == p1["ipackets"]
 
 
+MPPS = {"type": "pps", "value": 1e6, "op": "abs"}
+
+
+def loaded(rpc: Rpc, ports: tuple[int, ...]) -> list[str]:
+    """Own `ports` and give each a continuous stream; their handlers."""
+    handlers = [own(rpc, port) for port in ports]
+    for port, handler in zip(ports, handlers, strict=True):
+        rpc.call("add_stream", handler=handler, port_id=port, stream_id=1, stream=stream())
+    return handlers
+
+
+def start(rpc: Rpc, handler: str, port: int, duration_s: float) -> None:
+    rpc.call(
+        "start_traffic", handler=handler, port_id=port, mul=MPPS, duration=duration_s, force=False
+    )
+
+
+def sent(rpc: Rpc, *ports: int) -> list[int]:
+    return [rpc.call("get_port_stats", port_id=p)["opackets"] for p in ports]
+
+
 def test_ports_started_one_after_another_begin_together(rpc: Rpc) -> None:
     # Clients start ports one RPC at a time; 50 ms of wall time is 10 lab seconds here.
-    h0, h1 = own(rpc, 0), own(rpc, 1)
-    rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream())
-    rpc.call("add_stream", handler=h1, port_id=1, stream_id=1, stream=stream())
-    mul = {"type": "pps", "value": 1e6, "op": "abs"}
-    rpc.call("start_traffic", handler=h0, port_id=0, mul=mul, duration=20.0, force=False)
+    h0, h1 = loaded(rpc, (0, 1))
+    start(rpc, h0, 0, 20.0)
     time.sleep(0.05)
     # port 1 is still idle with streams to send: time stands at port 0's start
-    assert rpc.call("get_port_stats", port_id=0)["opackets"] == 0
-    rpc.call("start_traffic", handler=h1, port_id=1, mul=mul, duration=20.0, force=False)
+    assert sent(rpc, 0) == [0]
+    start(rpc, h1, 1, 20.0)
     time.sleep(0.06)  # 12 lab s: both run, neither has ended
-    running = [rpc.call("get_port_stats", port_id=p)["opackets"] for p in (0, 1)]
+    running = sent(rpc, 0, 1)
     assert running[0] == running[1] > 0
     wait_idle(rpc, 0)
     wait_idle(rpc, 1)
-    assert [rpc.call("get_port_stats", port_id=p)["opackets"] for p in (0, 1)] == [20e6] * 2
+    assert sent(rpc, 0, 1) == [20_000_000] * 2
 
 
 def test_a_port_alone_starts_at_once(rpc: Rpc) -> None:
-    h0 = own(rpc, 0)
-    rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream())
-    mul = {"type": "pps", "value": 1e6, "op": "abs"}
-    rpc.call("start_traffic", handler=h0, port_id=0, mul=mul, duration=60.0, force=False)
+    (h0,) = loaded(rpc, (0,))
+    start(rpc, h0, 0, 60.0)
     time.sleep(0.05)  # nobody else could join: the traffic is already under way
-    assert rpc.call("get_port_stats", port_id=0)["opackets"] > 0
+    assert sent(rpc, 0)[0] > 0
     wait_idle(rpc, 0)
-    assert rpc.call("get_port_stats", port_id=0)["opackets"] == 60e6
+    assert sent(rpc, 0) == [60_000_000]
 
 
 def test_a_start_nobody_joins_runs_from_its_own_instant(rpc: Rpc) -> None:
-    h0, h1 = own(rpc, 0), own(rpc, 1)
-    rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream())
-    rpc.call("add_stream", handler=h1, port_id=1, stream_id=1, stream=stream())
-    mul = {"type": "pps", "value": 1e6, "op": "abs"}
-    rpc.call("start_traffic", handler=h0, port_id=0, mul=mul, duration=20.0, force=False)
+    h0, _ = loaded(rpc, (0, 1))
+    start(rpc, h0, 0, 20.0)
     wait_idle(rpc, 0)  # port 1 never starts: after the join window, port 0 runs alone
-    assert rpc.call("get_port_stats", port_id=0)["opackets"] == 20e6
-    assert rpc.call("get_port_stats", port_id=1)["opackets"] == 0
+    assert sent(rpc, 0, 1) == [20_000_000, 0]
 
 
 def test_single_and_multi_burst_send_their_frames(rpc: Rpc) -> None:

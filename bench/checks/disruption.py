@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.checks.context import CheckContext
-from bench.checks.kube import ClusterError, KubeView, pod_ready
+from bench.checks.kube import KubeView, pod_ready
 from bench.checks.registry import (
     Category,
     Need,
@@ -40,6 +40,7 @@ from bench.checks.registry import (
     skipped,
 )
 from bench.checks.runtime import view
+from bench.cluster import ClusterError
 from bench.errors import BenchError
 from traffic.model import TrafficSample
 

@@ -5,7 +5,7 @@ their readiness and restarts, its rollouts.  It works on an ``ApiClient`` (the c
 driver's, or one made from a kubeconfig), so the same code runs against a real
 cluster and the lab's API server.  Times are in the cluster's time base: wall seconds
 times `time_scale` (a lab runs faster than wall time), sampled by polling every
-`poll_s` of that time base.
+`poll_s` of that time base.  Its failures are the cluster driver's `ClusterError`.
 """
 
 from __future__ import annotations
@@ -22,17 +22,13 @@ from kubernetes import watch as k8s_watch  # untyped: used through Any
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from bench.errors import BenchError
+from bench.cluster import ClusterError
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # what `kubectl rollout restart` sets
 REVISION = "deployment.kubernetes.io/revision"
-
-
-class ClusterError(BenchError):
-    """The cluster answered an error or did not reach the wanted state in time."""
 
 
 class KubeView:

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.checks.artifacts import PodTemplate
 from bench.checks.context import CheckContext
-from bench.checks.kube import RESTARTED_AT, ClusterError, KubeView, pod_ready
+from bench.checks.kube import RESTARTED_AT, KubeView, pod_ready
 from bench.checks.registry import (
     Category,
     Need,
@@ -34,6 +34,7 @@ from bench.checks.registry import (
     skipped,
     verdict,
 )
+from bench.cluster import ClusterError
 
 log = logging.getLogger(__name__)
 
