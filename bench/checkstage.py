@@ -22,8 +22,7 @@ from bench.checks.context import DEFAULT_K8S_VERSION
 from bench.checks.junit import junit_tree
 from bench.profiles import TierProfile
 from bench.store import RunStore
-from traffic import units
-from traffic.model import StreamSpec
+from bench.sweep import point_streams
 
 if TYPE_CHECKING:
     from bench.environment import Environment
@@ -52,14 +51,7 @@ def _disruption_context(env: Environment, tiers: TierProfile | None) -> dict[str
         log.warning("no NDR at %d replicas: disruption checks will be skipped", replicas)
         return {"replicas": replicas}
     env.workload.scale_to(replicas)
-    streams = StreamSpec(
-        units.parse_frame_size(frame),
-        flows,
-        direction,
-        replica_macs=dict(env.workload.replica_macs())
-        if env.testbed.steering == "per-replica"
-        else {},
-    )
+    streams = point_streams(outcome.point, env.workload, env.testbed.steering)
     return {
         "replicas": replicas,
         "generator": env.generator,

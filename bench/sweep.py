@@ -55,6 +55,26 @@ class Workload(Protocol):
         ...
 
 
+def point_streams(
+    point: Point,
+    workload: Workload,
+    steering: str,
+    *,
+    flows: int | None = None,
+    latency_rate_pps: float = 0.0,
+) -> StreamSpec:
+    """The traffic of `point` (with `flows` instead of its own when given): per replica,
+    a stream group to each ready pod's MAC when the testbed steers per replica."""
+    macs = workload.replica_macs() if steering == "per-replica" else {}
+    return StreamSpec(
+        frame_size=units.parse_frame_size(point.frame_size),
+        flows=flows or point.flows,
+        direction=point.direction,
+        latency_rate_pps=latency_rate_pps,
+        replica_macs=dict(macs),
+    )
+
+
 @dataclass(frozen=True)
 class SweepEvent:
     """Progress of the sweep, for the display."""
@@ -236,13 +256,9 @@ class Sweep:
         """The traffic of `point`.  Only latency trials carry latency streams: RFC 2544
         §26.2 measures latency apart from throughput, and a search gains nothing from
         them but per-trial cost."""
-        macs = self.workload.replica_macs() if self.steering == "per-replica" else {}
-        return StreamSpec(
-            frame_size=units.parse_frame_size(point.frame_size),
-            flows=flows or point.flows,
-            direction=point.direction,
-            latency_rate_pps=self.traffic.latency.rate if with_latency else 0.0,
-            replica_macs=dict(macs),
+        latency_pps = self.traffic.latency.rate if with_latency else 0.0
+        return point_streams(
+            point, self.workload, self.steering, flows=flows, latency_rate_pps=latency_pps
         )
 
     def _measure_fn(
