@@ -175,7 +175,7 @@ def controller_overhead(
     time_scale = 200.0
     plane = DataPlane(load_vendor("vpp-router"), 1, noise=False)
     plane.set_replicas(2, at_s=-1e9)
-    server = TRexServer(plane, VirtualClock(time_scale), api=api, publish_interval_s=0.005)
+    server = TRexServer(plane, VirtualClock(time_scale), api=api)  # as `cnfbench lab` runs it
     server.start()
     sync_port, async_port = server.ports()
     generator = TrexGenerator(
