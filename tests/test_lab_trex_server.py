@@ -144,6 +144,29 @@ def wait_idle(rpc: Rpc, port: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+MPPS = {"type": "pps", "value": 1e6, "op": "abs"}
+
+
+def loaded(rpc: Rpc, ports: tuple[int, ...]) -> list[str]:
+    """Own `ports` and give each a continuous stream; their handlers."""
+    handlers = [own(rpc, port) for port in ports]
+    for port, handler in zip(ports, handlers, strict=True):
+        rpc.call("add_stream", handler=handler, port_id=port, stream_id=1, stream=stream())
+    return handlers
+
+
+def start(
+    rpc: Rpc, handler: str, port: int, duration_s: float, mul: dict[str, Any] = MPPS
+) -> None:
+    rpc.call(
+        "start_traffic", handler=handler, port_id=port, mul=mul, duration=duration_s, force=False
+    )
+
+
+def sent(rpc: Rpc, *ports: int) -> list[int]:
+    return [rpc.call("get_port_stats", port_id=p)["opackets"] for p in ports]
+
+
 # --- wire format -----------------------------------------------------------------------
 
 
@@ -339,27 +362,6 @@ def test_continuous_duration_counts_exactly(rpc: Rpc) -> None:
     assert pgs["1"]["rp"]["1"] == p1["ipackets"]
 
 
-MPPS = {"type": "pps", "value": 1e6, "op": "abs"}
-
-
-def loaded(rpc: Rpc, ports: tuple[int, ...]) -> list[str]:
-    """Own `ports` and give each a continuous stream; their handlers."""
-    handlers = [own(rpc, port) for port in ports]
-    for port, handler in zip(ports, handlers, strict=True):
-        rpc.call("add_stream", handler=handler, port_id=port, stream_id=1, stream=stream())
-    return handlers
-
-
-def start(rpc: Rpc, handler: str, port: int, duration_s: float) -> None:
-    rpc.call(
-        "start_traffic", handler=handler, port_id=port, mul=MPPS, duration=duration_s, force=False
-    )
-
-
-def sent(rpc: Rpc, *ports: int) -> list[int]:
-    return [rpc.call("get_port_stats", port_id=p)["opackets"] for p in ports]
-
-
 def test_ports_started_one_after_another_begin_together(rpc: Rpc) -> None:
     # Clients start ports one RPC at a time; 50 ms of wall time is 10 lab seconds here.
     h0, h1 = loaded(rpc, (0, 1))
@@ -398,14 +400,7 @@ def test_single_and_multi_burst_send_their_frames(rpc: Rpc) -> None:
     multi = stream(pps=1e5, mode="multi_burst", pkts_per_burst=10, ibg=1000.0, count=5)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=burst)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=2, stream=multi)
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "raw", "value": 1.0},
-        duration=-1,
-        force=False,
-    )
+    start(rpc, h0, 0, -1, mul={"type": "raw", "value": 1.0})
     wait_idle(rpc, 0)  # bursts end by themselves
     assert rpc.call("get_port_stats", port_id=0)["opackets"] == 1050
 
@@ -435,14 +430,7 @@ def test_latency_stream_keeps_its_own_rate(rpc: Rpc) -> None:
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1.0, flows=10))
     lat = stream(pps=1000.0, pg_id=9, latency=True)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=2, stream=lat)
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "pps", "value": 1e6},
-        duration=10.0,
-        force=False,
-    )
+    start(rpc, h0, 0, 10.0, mul={"type": "pps", "value": 1e6})
     wait_idle(rpc, 0)
     stats = rpc.call("get_pgid_stats", pgids=[9])
     assert stats["flow_stats"]["9"]["tp"]["0"] == 10_000
@@ -473,14 +461,7 @@ def test_a_paused_timed_run_outlives_its_end_and_schedules_nothing(
 def test_pause_resume_update(rpc: Rpc) -> None:
     h0 = own(rpc, 0)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1000.0))
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "raw", "value": 1.0},
-        duration=-1,
-        force=False,
-    )
+    start(rpc, h0, 0, -1, mul={"type": "raw", "value": 1.0})
     rpc.call("pause_traffic", handler=h0, port_id=0)
     assert rpc.call("get_port_status", port_id=0)["state"] == "PAUSE"
     frozen = rpc.call("get_port_stats", port_id=0)["opackets"]
@@ -589,14 +570,7 @@ def test_link_down_loses_everything_towards_it(rpc: Rpc, server: TRexServer) -> 
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1000.0))
     server.set_link(1, False)
     assert rpc.call("get_port_status", port_id=1)["attr"]["link"]["up"] is False
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "raw", "value": 1.0},
-        duration=5.0,
-        force=False,
-    )
+    start(rpc, h0, 0, 5.0, mul={"type": "raw", "value": 1.0})
     wait_idle(rpc, 0)
     assert rpc.call("get_port_stats", port_id=0)["opackets"] == 5000
     assert rpc.call("get_port_stats", port_id=1)["ipackets"] == 0
@@ -623,14 +597,7 @@ def test_continuous_traffic_sees_a_replica_leave(rpc: Rpc, server: TRexServer) -
     h0 = own(rpc, 0)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1.0, flows=1000))
     load = 0.3 * dataplane.ground_truth(64, 1000, 2, False)  # one replica can carry it
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "pps", "value": load},
-        duration=-1,
-        force=False,
-    )
+    start(rpc, h0, 0, -1, mul={"type": "pps", "value": load})
 
     def sample() -> tuple[int, int]:
         # One batch is answered at one lab instant, so both counters agree.
@@ -660,14 +627,7 @@ def test_continuous_traffic_sees_a_replica_leave(rpc: Rpc, server: TRexServer) -
 def test_counters_read_during_traffic_miss_the_frames_in_flight(rpc: Rpc) -> None:
     h0 = own(rpc, 0)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1.0, flows=10))
-    rpc.call(
-        "start_traffic",
-        handler=h0,
-        port_id=0,
-        mul={"type": "pps", "value": 1e6},
-        duration=-1,
-        force=False,
-    )
+    start(rpc, h0, 0, -1, mul={"type": "pps", "value": 1e6})
     time.sleep(0.05)
     batch = [rpc.request("get_port_stats", port_id=p) for p in (0, 1)]
     tx, rx = (_result(reply) for reply in rpc.raw(batch))
