@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -265,50 +266,32 @@ def test_bad_manifests_and_charts_are_input_errors(cluster: Cluster, tmp_path: P
     assert "nil pointer evaluating interface {}.field" in str(err.value)
 
 
+def _helm_releases(lab: LabApi, namespace: str) -> list[dict[str, Any]]:
+    """What the real helm lists in `namespace` of the lab's cluster."""
+    kubeconfig = str(lab.kubeconfig)
+    listed = subprocess.run(
+        ["helm", "list", "-o", "json", "-n", namespace, "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    releases: list[dict[str, Any]] = json.loads(listed.stdout)
+    return releases
+
+
 def test_install_with_helm_upgrade_install(cluster: Cluster, lab: LabApi) -> None:
     cnf = _cnf("stateful-firewall").model_copy(update={"install": "helm"})
     installation, ready = cluster.install(cnf, CNF_DIR, timeout_s=120)
     assert installation.method == "helm" and installation.chart == "stateful-firewall-3.1.4"
     assert ready is not None and ready.ready and ready.ready_replicas == 1
-    listed = subprocess.run(
-        [
-            "helm",
-            "list",
-            "--namespace",
-            cnf.namespace,
-            "--kubeconfig",
-            str(lab.kubeconfig),
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    releases = json.loads(listed.stdout)
+    releases = _helm_releases(lab, cnf.namespace)
     assert [(r["name"], r["status"]) for r in releases] == [("stateful-firewall", "deployed")]
     pod = cluster.pods(installation.workload)[0]
     assert pod.images == ("registry.lab.local/cnfbench/stateful-firewall:3.1.4",)
     cluster.uninstall(installation)
     assert not cluster.pods(cnf.namespace, "app.kubernetes.io/name=stateful-firewall")
-    listed = subprocess.run(
-        [
-            "helm",
-            "list",
-            "--namespace",
-            cnf.namespace,
-            "--kubeconfig",
-            str(lab.kubeconfig),
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert json.loads(listed.stdout) == []
+    assert _helm_releases(lab, cnf.namespace) == []
 
 
 def test_statefulset_scale_and_rollout(cluster: Cluster) -> None:
