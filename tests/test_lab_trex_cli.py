@@ -115,18 +115,24 @@ def test_bad_vendor_fails_cleanly(tmp_path: Path, cnfbench: Any) -> None:
     assert not (tmp_path / "state.json").exists()
 
 
-def test_foreground_up_stops_the_lab_on_interrupt(tmp_path: Path) -> None:
+def _foreground_lab(state_dir: Path) -> subprocess.Popen[str]:
+    """`cnfbench lab up` in the foreground, once its state file says it serves."""
     process = subprocess.Popen(
-        [*LAB_GROUP, "up", "--state-dir", str(tmp_path)],
+        [*LAB_GROUP, "up", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     deadline = time.monotonic() + 30
-    while not (tmp_path / "state.json").exists():
+    while not (state_dir / "state.json").exists():
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
+    return process
+
+
+def test_foreground_up_stops_the_lab_on_interrupt(tmp_path: Path) -> None:
+    process = _foreground_lab(tmp_path)
     lab_pid = json.loads((tmp_path / "state.json").read_text())["pid"]
     try:
         process.send_signal(signal.SIGINT)
@@ -164,17 +170,7 @@ def test_labctl_handle_and_control_channel(tmp_path: Path) -> None:
 
 
 def test_foreground_up_fails_when_the_lab_dies(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [*LAB_GROUP, "up", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "state.json").exists():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process = _foreground_lab(tmp_path)
     os.kill(json.loads((tmp_path / "state.json").read_text())["pid"], signal.SIGKILL)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 1
