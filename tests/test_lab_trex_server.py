@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import zmq
+from hdrh.histogram import HdrHistogram
 
 from lab.clock import VirtualClock
-from lab.dataplane import DataPlane, load_vendor
+from lab.dataplane import (
+    HDR_HIGHEST_US,
+    HDR_LOWEST_US,
+    HDR_SIGNIFICANT_DIGITS,
+    DataPlane,
+    load_vendor,
+)
 from lab.trex import TRexServer
+from lab.trex.server import trex_histogram
 from lab.trex.streams import flow_count, parse_stream
 from lab.trex.wire import METHOD_NOT_SUPPORTED, is_zipped, unzip, zip_message
 
@@ -441,13 +451,30 @@ def test_latency_stream_keeps_its_own_rate(rpc: Rpc) -> None:
     assert latency["lat"]["hdrh"].startswith("HISTF")
 
 
+def test_coarse_latency_histogram_buckets_every_recorded_value() -> None:
+    # TRex's histogram keys are bucket floors at 1-9 x 10^k us; the lab reads the HDR
+    # counts directly, and must agree with hdrh's own iterator over recorded values
+    rng = random.Random(5)
+    hdr = HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_SIGNIFICANT_DIGITS)
+    for _ in range(3000):
+        hdr.record_value(rng.randint(1, 10 ** rng.randint(1, 6)), rng.randint(1, 50))
+    expected: dict[str, int] = {}
+    for item in hdr.get_recorded_iterator():
+        value = int(item.value_iterated_to)
+        decade = 10 ** math.floor(math.log10(value)) if value >= 10 else 10
+        floor = value // decade * decade
+        expected[str(floor)] = expected.get(str(floor), 0) + int(item.count_at_value_iterated_to)
+    got = trex_histogram(hdr)
+    assert got == dict(sorted(expected.items(), key=lambda kv: int(kv[0])))
+    assert sum(got.values()) == hdr.get_total_count()
+
+
 def test_a_paused_timed_run_outlives_its_end_and_schedules_nothing(
     rpc: Rpc, server: TRexServer
 ) -> None:
     h0 = own(rpc, 0)
     rpc.call("add_stream", handler=h0, port_id=0, stream_id=1, stream=stream(pps=1000.0))
-    mul = {"type": "raw", "value": 1.0}
-    rpc.call("start_traffic", handler=h0, port_id=0, mul=mul, duration=20.0, force=False)
+    start(rpc, h0, 0, 20.0, mul={"type": "raw", "value": 1.0})
     rpc.call("pause_traffic", handler=h0, port_id=0)
     time.sleep(0.15)  # 30 lab seconds: past the run's planned end
     assert rpc.call("get_port_status", port_id=0)["state"] == "PAUSE"

@@ -946,7 +946,7 @@ def _latency_json(pg: PgStats) -> dict[str, Any]:
             "total_min": round(pg.lat_min_us),
             "last_max": round(pg.last_max_us),
             "jit": round(pg.jitter_us),
-            "histogram": _trex_histogram(pg.hdr),
+            "histogram": trex_histogram(pg.hdr),
             "hdrh": base64_text(pg.hdr.encode()),
         }
     return {
@@ -955,7 +955,7 @@ def _latency_json(pg: PgStats) -> dict[str, Any]:
     }
 
 
-def _trex_histogram(hdr: Any) -> dict[str, int]:
+def trex_histogram(hdr: Any) -> dict[str, int]:
     """TRex's coarse latency histogram: buckets at 1-9 x 10^k us, keyed by lower edge."""
     buckets: dict[int, int] = {}
     # the counts array read directly: hdrh's recorded-value iterator takes tens of ms
