@@ -131,12 +131,17 @@ def test_lab_fits_state_their_verdicts(lab_results: Path) -> None:
     runs = load_runs(_run_dir(lab_results, "stateful-firewall"))
     verdicts = {(v.model, v.goal): v for v in scaling_fits(runs, bootstrap_samples=300)}
     usl = verdicts[("usl", "ndr")]
-    # the bundled CNF profiles measure 1, 2 and 4 replicas: three points, three parameters
-    assert usl.verdict == "not trustworthy"
-    assert any("no degree of freedom" in r for r in usl.reasons)
+    # the bundled CNF profiles measure 1 to 4 replicas: four points, three parameters
+    assert usl.verdict == "trustworthy", usl.reasons
+    assert usl.fit is not None and usl.fit.dof == 1
+    model = load_vendor("stateful-firewall")
+    # the model's contention and crosstalk lie within the fit's 95 % intervals
+    low, high = usl.fit.ci["sigma"]
+    assert low <= model.usl_sigma <= high
+    low, high = usl.fit.ci["kappa"]
+    assert low <= model.usl_kappa <= high
     amdahl = verdicts[("amdahl", "ndr")]
     assert amdahl.fit is not None
-    model = load_vendor("stateful-firewall")
     # Amdahl's σ absorbs the crosstalk: between the true σ and σ + κ·R(R−1)/(R−1) at R = 4
     assert (
         model.usl_sigma * 0.5 <= amdahl.fit.sigma <= model.usl_sigma + 4 * model.usl_kappa + 0.02
@@ -145,7 +150,7 @@ def test_lab_fits_state_their_verdicts(lab_results: Path) -> None:
     with pytest.raises(FitRefused, match="at least 3"):
         fit_scaling(table["replicas"][:2], table["ndr_pps"][:2])
     summary = run_summary(runs, next(iter(runs.manifests)))
-    assert list(summary["replicas"]) == [1, 2, 4]
+    assert list(summary["replicas"]) == [1, 2, 3, 4]
     assert summary["session_capacity_flows"].notna().all()
 
 
