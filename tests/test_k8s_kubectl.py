@@ -158,28 +158,21 @@ def test_describe_pending_pod_shows_the_scheduler_message(lab: LabApi, tmp_path:
     lab.kubectl("-n", NS, "delete", "deployment", "greedy")
 
 
-def test_get_watch_streams_changes(lab: LabApi) -> None:
-    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
-    with subprocess.Popen(
-        [
-            "kubectl",
-            "--cache-dir",
-            str(lab.cache_dir),
-            "-n",
-            NS,
-            "get",
-            "deploy",
-            "router",
-            "-w",
-            "--output-watch-events",
-            "--request-timeout=20s",
-        ],
+def _kubectl_stream(lab: LabApi, *args: str) -> subprocess.Popen[str]:
+    """A long-running kubectl in the lab's namespace, its output read as it comes."""
+    return subprocess.Popen(
+        ["kubectl", "--cache-dir", str(lab.cache_dir), "-n", NS, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**os.environ, "KUBECONFIG": str(lab.kubeconfig)},
         start_new_session=True,
-    ) as proc:
+    )
+
+
+def test_get_watch_streams_changes(lab: LabApi) -> None:
+    watch = ("get", "deploy", "router", "-w", "--output-watch-events", "--request-timeout=20s")
+    with _kubectl_stream(lab, *watch) as proc:
         try:
             assert proc.stdout is not None
             header, added = proc.stdout.readline(), proc.stdout.readline()
@@ -238,15 +231,7 @@ def test_statefulset_scale_and_rollout_status(lab: LabApi, tmp_path: Path) -> No
 
 def test_logs_follow_streams_until_the_pod_goes(lab: LabApi) -> None:
     pod = lab.kubectl("-n", NS, "get", "pods", "-l", "app=router", "-o", "name").stdout.split()[0]
-    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
-    with subprocess.Popen(
-        ["kubectl", "--cache-dir", str(lab.cache_dir), "-n", NS, "logs", "-f", pod],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    ) as proc:
+    with _kubectl_stream(lab, "logs", "-f", pod) as proc:
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
