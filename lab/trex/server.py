@@ -342,7 +342,7 @@ class TRexServer:
     def _serve_pub(self, sock: zmq.Socket[Any]) -> None:
         next_stats = 0.0
         try:
-            wait_s = self.publish_interval_s / 2
+            idle_wait_s = wait_s = self.publish_interval_s / 2
             while not self._stop.is_set():
                 self._wake.wait(wait_s)
                 self._wake.clear()
@@ -351,7 +351,7 @@ class TRexServer:
                     lab_now = self.clock.now_s()
                     self.engine.advance(lab_now)
                     # wake when the next run ends, so its end is announced on time
-                    wait_s = self.publish_interval_s / 2
+                    wait_s = idle_wait_s
                     event_s = self.engine.next_event_s()
                     if event_s is not None:
                         due_s = self.clock.wall_duration(max(0.0, event_s - lab_now))
